@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the real servers the tests run against from their Go modules, at pinned versions, and caches
+# them outside the work tree. Prints the folder that holds them (the last line of stdout).
+#
+#   hack/testbin.sh            build what is missing, print the folder
+#   hack/testbin.sh --print    print the folder only, build nothing
+#
+# The folder is $KAIP_TESTBIN (if set) or ${XDG_CACHE_HOME:-~/.cache}/kaip/testbin/<versions key>.
+# When KUBEBUILDER_ASSETS names a folder with etcd and kube-apiserver, those two are taken from it
+# and only what it lacks is built. The Go build cache (go env GOCACHE) makes rebuilds cheap.
+set -euo pipefail
+
+K8S_VERSION="${KAIP_K8S_VERSION:-v1.36.3}"
+ETCD_VERSION="${KAIP_ETCD_VERSION:-v3.6.16}"
+KWOK_VERSION="${KAIP_KWOK_VERSION:-v0.8.0}"
+MINIO_VERSION="${KAIP_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+FAKEGCS_VERSION="${KAIP_FAKEGCS_VERSION:-v1.56.1}"
+
+key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gcs-${FAKEGCS_VERSION}_minio-${MINIO_VERSION##*-}"
+out="${KAIP_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kaip/testbin/$key}"
+
+if [[ "${1:-}" == "--print" ]]; then
+  echo "$out"
+  exit 0
+fi
+
+mkdir -p "$out"
+log() { echo "testbin: $*" >&2; }
+
+if ! command -v go >/dev/null 2>&1; then
+  log "go is not on PATH: install Go 1.24 or newer, or set KUBEBUILDER_ASSETS to a folder with etcd and kube-apiserver"
+  exit 3
+fi
+
+# Reuse envtest's binaries where the caller has them.
+if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+  for b in etcd kube-apiserver kubectl; do
+    if [[ -x "$KUBEBUILDER_ASSETS/$b" && ! -e "$out/$b" ]]; then
+      ln -s "$KUBEBUILDER_ASSETS/$b" "$out/$b"
+      log "using $b from KUBEBUILDER_ASSETS"
+    fi
+  done
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# A throwaway main module that requires MOD@VERSION and builds PKGS into $out.
+# Extra go.mod lines (replace directives) come on stdin.
+build_module() {
+  local name="$1" mod="$2" version="$3" ldflags="$4"; shift 4
+  local dir="$work/$name"
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    go mod init "kaip.dev/testbin/$name" >/dev/null 2>&1
+    cat >>go.mod
+    GOFLAGS=-mod=mod go get "$mod@$version" >/dev/null 2>&1 || GOFLAGS=-mod=mod go get "$mod@$version"
+    for pkg in "$@"; do
+      GOFLAGS=-mod=mod go get "$pkg@$version" >/dev/null 2>&1 || true
+    done
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ldflags" -o "$out/" "$@"
+  )
+}
+
+need() { for b in "$@"; do [[ -x "$out/$b" ]] || return 0; done; return 1; }
+
+if need kube-apiserver kube-controller-manager kube-scheduler kubectl; then
+  log "building Kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)"
+  # k8s.io/kubernetes points its staging modules at ./staging with v0.0.0; map each to its release.
+  staging_version="v0.${K8S_VERSION#v1.}"
+  gomod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  replaces="$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | sort -u)"
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  vpkg="k8s.io/component-base/version"
+  ld="-X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor -X $vpkg.gitTreeState=clean"
+  ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  for m in $replaces; do echo "replace $m => $m $staging_version"; done | build_module kubernetes \
+    k8s.io/kubernetes "$K8S_VERSION" "$ld" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+fi
+
+if need etcd; then
+  log "building etcd $ETCD_VERSION"
+  </dev/null build_module etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "" go.etcd.io/etcd/server/v3
+  mv "$out/server" "$out/etcd"
+fi
+
+if need kwok; then
+  log "building kwok $KWOK_VERSION"
+  </dev/null build_module kwok sigs.k8s.io/kwok "$KWOK_VERSION" "" sigs.k8s.io/kwok/cmd/kwok
+fi
+
+if need fake-gcs-server; then
+  log "building fake-gcs-server $FAKEGCS_VERSION"
+  </dev/null build_module fakegcs github.com/fsouza/fake-gcs-server "$FAKEGCS_VERSION" "" github.com/fsouza/fake-gcs-server
+fi
+
+if need minio; then
+  log "building minio $MINIO_VERSION"
+  </dev/null build_module minio github.com/minio/minio "$MINIO_VERSION" "" github.com/minio/minio
+fi
+
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio; do
+  [[ -x "$out/$b" ]] || { log "missing $b after the build"; exit 1; }
+done
+echo "$out"

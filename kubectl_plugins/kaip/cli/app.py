@@ -1,0 +1,63 @@
+"""Running a plugin: errors to one line and a documented exit code, and kubectl's shell completion."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+from click.shell_completion import ShellComplete
+
+from kaip.errors import ExitCode, KaipError
+
+# Cobra's ShellCompDirective values, which kubectl reads from kubectl_complete-* executables.
+DIRECTIVE_DEFAULT = 0
+DIRECTIVE_NO_FILE_COMP = 4
+
+
+def run(cli: click.Command, args: Sequence[str] | None = None, prog_name: str | None = None) -> int:
+    """Run ``cli`` and return its exit code; every error ends as one line on stderr."""
+    try:
+        rv = cli.main(args=list(args) if args is not None else None, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KaipError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # stdout closed early (e.g. `| head`): not an error for a listing tool.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return ExitCode.OK
+    return int(rv) if isinstance(rv, int) else ExitCode.OK
+
+
+def plugin_main(cli: click.Command, prog_name: str) -> None:
+    sys.exit(run(cli, prog_name=prog_name))
+
+
+def completions(cli: click.Command, args: Sequence[str], prog_name: str) -> list[str]:
+    """Lines kubectl expects from ``kubectl_complete-<plugin> ARGS... TO_COMPLETE``."""
+    words = list(args)
+    incomplete = words.pop() if words else ""
+    comp = ShellComplete(cli, {}, prog_name, "_KAIP_COMPLETE")
+    items = comp.get_completions(words, incomplete)
+    lines = [f"{i.value}\t{i.help}" if i.help else str(i.value) for i in items if i.type == "plain"]
+    wants_files = any(i.type in ("file", "dir") for i in items)
+    lines.append(f":{DIRECTIVE_DEFAULT if wants_files else DIRECTIVE_NO_FILE_COMP}")
+    return lines
+
+
+def complete_main(cli: click.Command, prog_name: str) -> None:
+    for line in completions(cli, sys.argv[1:], prog_name):
+        click.echo(line)
+    sys.exit(0)

@@ -1,0 +1,96 @@
+"""Output formats as kubectl prints them: table, wide, json, yaml, name (and csv where asked)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
+def format_table(table: Table) -> str:
+    """Headers in capitals, columns left-aligned, no borders, as kubectl prints them."""
+    from tabulate import tabulate
+
+    cells = [["" if c is None else str(c) for c in row] for row in table.rows]
+    text = tabulate(cells, headers=[h.upper() for h in table.headers], tablefmt="plain", disable_numparse=True, stralign="left")
+    return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def format_csv(table: Table) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([h.upper() for h in table.headers])
+    writer.writerows([["" if c is None else str(c) for c in row] for row in table.rows])
+    return buf.getvalue().rstrip("\n")
+
+
+def as_list(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": list(items)}
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=4, sort_keys=False, default=str)
+
+
+def dump_yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True).rstrip("\n")
+
+
+def dump_yaml_documents(objs: Sequence[Any]) -> str:
+    return "\n---\n".join(dump_yaml(o) for o in objs)
+
+
+def qualified_name(obj: dict[str, Any]) -> str:
+    """kubectl's ``-o name``: ``kind.group/name`` in lower case (``pod/x``, ``tfjob.kubeflow.org/y``)."""
+    kind = str(obj.get("kind", "")).lower()
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    return f"{kind}.{group}/{obj.get('metadata', {}).get('name', '')}" if group else f"{kind}/{obj.get('metadata', {}).get('name', '')}"
+
+
+def render(
+    fmt: str,
+    objects: Sequence[dict[str, Any]],
+    *,
+    table: Callable[[bool], Table] | None = None,
+    single: bool = False,
+    name: Callable[[dict[str, Any]], str] = qualified_name,
+) -> str:
+    """Render API objects (or view documents) in one of the formats.
+
+    ``table(wide)`` builds the table lazily, so json/yaml never pay for it; ``single`` prints one
+    object instead of a List, as ``kubectl get KIND NAME -o json`` does.
+    """
+    if fmt == "json":
+        return dump_json(objects[0] if single and objects else as_list(objects))
+    if fmt == "yaml":
+        return dump_yaml(objects[0] if single and objects else as_list(objects))
+    if fmt == "name":
+        return "\n".join(name(o) for o in objects)
+    if table is None:
+        raise click.UsageError(f"-o {fmt} is not supported here")
+    if fmt == "csv":
+        return format_csv(table(True))
+    return format_table(table(fmt == "wide"))
+
+
+def echo(text: str) -> None:
+    if text:
+        click.echo(text)
+
+
+def note(text: str) -> None:
+    """Information for a person, on stderr so that stdout stays parseable."""
+    click.echo(text, err=True)

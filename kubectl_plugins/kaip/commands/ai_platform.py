@@ -1,0 +1,26 @@
+"""`kubectl ai-platform`: Train models on Kubeflow with the command line of gcloud ai-platform."""
+
+from __future__ import annotations
+
+import click
+
+from kaip.cli.app import complete_main, plugin_main
+from kaip.cli.common import version_command
+
+PROG = "kubectl ai-platform"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def cli() -> None:
+    """Train models on Kubeflow with the command line of gcloud ai-platform."""
+
+
+cli.add_command(version_command())
+
+
+def main() -> None:
+    plugin_main(cli, PROG)
+
+
+def complete() -> None:
+    complete_main(cli, PROG)
