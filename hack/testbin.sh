@@ -27,6 +27,10 @@ fi
 mkdir -p "$out"
 log() { echo "testbin: $*" >&2; }
 
+# One build at a time: a second caller waits for the first and then finds the binaries built.
+exec 9>"$out/.lock"
+flock 9
+
 if ! command -v go >/dev/null 2>&1; then
   log "go is not on PATH: install Go 1.24 or newer, or set KUBEBUILDER_ASSETS to a folder with etcd and kube-apiserver"
   exit 3

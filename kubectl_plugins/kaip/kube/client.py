@@ -223,11 +223,10 @@ class Kube:
                 preload_content=not stream,
                 redirect=False,
             )
-        except (Urllib3Timeout,) as exc:
-            raise RequestTimeout(f"request to {self.conn.server} timed out after {limit:g}s (--request-timeout)") from exc
         except MaxRetryError as exc:
             raise _unreachable(self.conn, exc.reason or exc) from exc
         except (SSLError, NewConnectionError, ProtocolError, HTTPError, OSError) as exc:
+            # NewConnectionError is a timeout subclass in urllib3; _unreachable tells them apart.
             raise _unreachable(self.conn, exc) from exc
 
     def request(
@@ -280,6 +279,10 @@ class Kube:
             "continue": continue_token,
         }
         result: dict[str, Any] = self.request("GET", resource.path(namespace=ns), query=query, resource=resource, timeout=timeout)
+        # List items come without their type; kubectl fills it in, and so do we (-o json|yaml|name).
+        for item in result.get("items") or ():
+            item.setdefault("apiVersion", resource.api_version)
+            item.setdefault("kind", resource.kind)
         return result
 
     def list_all(self, resource: Resource, *, page: int = 500, **kwargs: Any) -> list[dict[str, Any]]:
@@ -440,8 +443,9 @@ def _unreachable(conn: Connection, exc: BaseException) -> UnreachableError:
             f"TLS handshake with the API server at {where} failed: {detail}; check the cluster's "
             "certificate-authority in the kubeconfig (or the server name it was issued for)"
         )
-    if isinstance(exc, Urllib3Timeout):
-        return RequestTimeout(f"the API server at {where} did not answer in time (--request-timeout)")
+    if isinstance(exc, Urllib3Timeout) and not isinstance(exc, NewConnectionError):
+        limit = f" within {conn.request_timeout:g}s" if conn.request_timeout else ""
+        return RequestTimeout(f"the API server at {where} did not answer{limit}; raise --request-timeout or check the server")
     reason = "connection refused" if "refused" in str(exc).lower() else shorten(str(exc), 160)
     return UnreachableError(f"cannot reach the API server at {where}: {reason}; is the cluster running?")
 

@@ -15,11 +15,17 @@ class BinariesMissing(RuntimeError):
     pass
 
 
-def folder() -> Path:
-    """The folder with every binary, built by ``hack/testbin.sh`` when something is missing."""
-    printed = subprocess.run(["bash", str(SCRIPT), "--print"], capture_output=True, text=True, check=True)
-    path = Path(printed.stdout.strip())
-    if all((path / n).exists() for n in NAMES):
+_folder: Path | None = None
+
+
+def folder(*, need: tuple[str, ...] = NAMES) -> Path:
+    """The folder with the binaries, built by ``hack/testbin.sh`` when one of ``need`` is missing."""
+    global _folder  # noqa: PLW0603 - computed once per process
+    if _folder is None:
+        printed = subprocess.run(["bash", str(SCRIPT), "--print"], capture_output=True, text=True, check=True)
+        _folder = Path(printed.stdout.strip())
+    path = _folder
+    if all((path / n).exists() for n in need):
         return path
     done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -31,7 +37,7 @@ def folder() -> Path:
 
 
 def path_of(name: str) -> str:
-    return str(folder() / name)
+    return str(folder(need=(name,)) / name)
 
 
 def env_with_binaries() -> dict[str, str]:
