@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 

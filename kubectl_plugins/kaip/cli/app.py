@@ -19,7 +19,9 @@ DIRECTIVE_NO_FILE_COMP = 4
 def run(cli: click.Command, args: Sequence[str] | None = None, prog_name: str | None = None) -> int:
     """Run ``cli`` and return its exit code; every error ends as one line on stderr."""
     try:
-        rv = cli.main(args=list(args) if args is not None else None, prog_name=prog_name, standalone_mode=False)
+        rv = cli.main(
+            args=list(args) if args is not None else None, prog_name=prog_name, standalone_mode=False
+        )
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130

@@ -14,12 +14,19 @@ from kaip.kube.config import ClusterTarget
 
 def version_command() -> click.Command:
     @click.command("version")
-    @click.option("--client", "client_only", is_flag=True, help="Print the client version only; do not contact the server.")
+    @click.option(
+        "--client",
+        "client_only",
+        is_flag=True,
+        help="Print the client version only; do not contact the server.",
+    )
     @output_option("table", "json", "yaml")
     @cluster_options
     def version(client_only: bool, output: str, target: ClusterTarget) -> None:
         """Print the kaip version and the server's Kubernetes version."""
-        info: dict[str, object] = {"clientVersion": {"kaip": __version__, "python": platform.python_version()}}
+        info: dict[str, object] = {
+            "clientVersion": {"kaip": __version__, "python": platform.python_version()}
+        }
         if not client_only:
             from kaip.kube import connect
 

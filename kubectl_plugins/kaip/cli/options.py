@@ -15,7 +15,13 @@ import click
 from click.shell_completion import CompletionItem
 
 from kaip.errors import ConfigError
-from kaip.kube.config import ClusterTarget, kubeconfig_paths, merge_kubeconfigs, parse_duration, read_kubeconfigs
+from kaip.kube.config import (
+    ClusterTarget,
+    kubeconfig_paths,
+    merge_kubeconfigs,
+    parse_duration,
+    read_kubeconfigs,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,13 +51,34 @@ def _timeout(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 
 _CLUSTER_FLAGS: list[Callable[[F], F]] = [
-    click.option("--kubeconfig", metavar="FILE", help="Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)."),
-    click.option("--context", metavar="NAME", help="The kubeconfig context to use.", shell_complete=_kubeconfig_names("contexts")),
-    click.option("--cluster", metavar="NAME", help="The kubeconfig cluster to use.", shell_complete=_kubeconfig_names("clusters")),
-    click.option("--user", metavar="NAME", help="The kubeconfig user to use.", shell_complete=_kubeconfig_names("users")),
+    click.option(
+        "--kubeconfig",
+        metavar="FILE",
+        help="Path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config).",
+    ),
+    click.option(
+        "--context",
+        metavar="NAME",
+        help="The kubeconfig context to use.",
+        shell_complete=_kubeconfig_names("contexts"),
+    ),
+    click.option(
+        "--cluster",
+        metavar="NAME",
+        help="The kubeconfig cluster to use.",
+        shell_complete=_kubeconfig_names("clusters"),
+    ),
+    click.option(
+        "--user",
+        metavar="NAME",
+        help="The kubeconfig user to use.",
+        shell_complete=_kubeconfig_names("users"),
+    ),
     click.option("-n", "--namespace", metavar="NS", help="The namespace (default: the context's namespace)."),
     click.option("--as", "as_user", metavar="USER", help="User to impersonate for the operation."),
-    click.option("--as-group", "as_groups", metavar="GROUP", multiple=True, help="Group to impersonate (repeatable)."),
+    click.option(
+        "--as-group", "as_groups", metavar="GROUP", multiple=True, help="Group to impersonate (repeatable)."
+    ),
     click.option(
         "--request-timeout",
         metavar="DURATION",

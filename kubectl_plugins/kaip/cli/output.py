@@ -23,7 +23,13 @@ def format_table(table: Table) -> str:
     from tabulate import tabulate
 
     cells = [["" if c is None else str(c) for c in row] for row in table.rows]
-    text = tabulate(cells, headers=[h.upper() for h in table.headers], tablefmt="plain", disable_numparse=True, stralign="left")
+    text = tabulate(
+        cells,
+        headers=[h.upper() for h in table.headers],
+        tablefmt="plain",
+        disable_numparse=True,
+        stralign="left",
+    )
     return "\n".join(line.rstrip() for line in text.splitlines())
 
 
@@ -57,7 +63,11 @@ def qualified_name(obj: dict[str, Any]) -> str:
     """kubectl's ``-o name``: ``kind.group/name`` in lower case (``pod/x``, ``tfjob.kubeflow.org/y``)."""
     kind = str(obj.get("kind", "")).lower()
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-    return f"{kind}.{group}/{obj.get('metadata', {}).get('name', '')}" if group else f"{kind}/{obj.get('metadata', {}).get('name', '')}"
+    return (
+        f"{kind}.{group}/{obj.get('metadata', {}).get('name', '')}"
+        if group
+        else f"{kind}/{obj.get('metadata', {}).get('name', '')}"
+    )
 
 
 def render(

@@ -8,6 +8,7 @@ out; lists are asked for gzip-compressed and decoded with orjson when it is inst
 from __future__ import annotations
 
 import atexit
+import builtins
 import json
 import os
 import shutil
@@ -87,12 +88,16 @@ def _ssl_context(conn: Connection, cert_pem: str | None, key_pem: str | None) ->
         try:
             ctx.load_verify_locations(cadata=conn.ca_pem)
         except ssl.SSLError as exc:
-            raise ConfigError(f'kubeconfig: certificate-authority of cluster "{conn.cluster}" is not a PEM certificate') from exc
+            raise ConfigError(
+                f'kubeconfig: certificate-authority of cluster "{conn.cluster}" is not a PEM certificate'
+            ) from exc
     if cert_pem and key_pem:
         try:
             ctx.load_cert_chain(_secrets.file("client.crt", cert_pem), _secrets.file("client.key", key_pem))
         except ssl.SSLError as exc:
-            raise ConfigError(f'kubeconfig: client certificate or key of user "{conn.user}" cannot be loaded') from exc
+            raise ConfigError(
+                f'kubeconfig: client certificate or key of user "{conn.user}" cannot be loaded'
+            ) from exc
     return ctx
 
 
@@ -112,7 +117,11 @@ class _ExecCredential:
         with self._lock:
             if not force and (self.token or self.cert) and time.time() < self.expires:
                 return
-            info: dict[str, Any] = {"apiVersion": self.cfg.api_version, "kind": "ExecCredential", "spec": {"interactive": False}}
+            info: dict[str, Any] = {
+                "apiVersion": self.cfg.api_version,
+                "kind": "ExecCredential",
+                "spec": {"interactive": False},
+            }
             if self.cfg.provide_cluster_info:
                 info["spec"]["cluster"] = {"server": self.conn.server}
             env = {**os.environ, **dict(self.cfg.env), "KUBERNETES_EXEC_INFO": json.dumps(info)}
@@ -121,7 +130,9 @@ class _ExecCredential:
                     [self.cfg.command, *self.cfg.args], env=env, capture_output=True, timeout=60, check=False
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ConfigError(f'kubeconfig: credential plugin "{self.cfg.command}" could not run: {exc}') from exc
+                raise ConfigError(
+                    f'kubeconfig: credential plugin "{self.cfg.command}" could not run: {exc}'
+                ) from exc
             if done.returncode != 0:
                 raise ConfigError(
                     f'kubeconfig: credential plugin "{self.cfg.command}" failed with exit code {done.returncode}: '
@@ -130,7 +141,9 @@ class _ExecCredential:
             try:
                 status = json.loads(done.stdout)["status"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f'kubeconfig: credential plugin "{self.cfg.command}" printed no ExecCredential status') from exc
+                raise ConfigError(
+                    f'kubeconfig: credential plugin "{self.cfg.command}" printed no ExecCredential status'
+                ) from exc
             self.token = status.get("token")
             if status.get("clientCertificateData") and status.get("clientKeyData"):
                 self.cert = (status["clientCertificateData"], status["clientKeyData"])
@@ -158,7 +171,9 @@ class Kube:
                 cert, key = self._exec.cert
         parts = urlsplit(conn.server)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(f'kubeconfig: server "{conn.server}" of cluster "{conn.cluster}" is not an http(s) URL')
+            raise ConfigError(
+                f'kubeconfig: server "{conn.server}" of cluster "{conn.cluster}" is not an http(s) URL'
+            )
         kwargs: dict[str, Any] = {"maxsize": 32, "retries": False, "block": False}
         if parts.scheme == "https":
             kwargs["ssl_context"] = _ssl_context(conn, cert, key)
@@ -167,12 +182,16 @@ class Kube:
             if conn.insecure:
                 kwargs["cert_reqs"] = "CERT_NONE"
         self._pool: urllib3.PoolManager = (
-            urllib3.ProxyManager(conn.proxy_url, **kwargs) if conn.proxy_url else urllib3.PoolManager(**kwargs)
+            urllib3.ProxyManager(conn.proxy_url, **kwargs)
+            if conn.proxy_url
+            else urllib3.PoolManager(**kwargs)
         )
 
     # -- the one place that sends -------------------------------------------------------------
     def _headers(self, content_type: str | None) -> urllib3.HTTPHeaderDict:
-        headers = urllib3.HTTPHeaderDict({"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": USER_AGENT})
+        headers = urllib3.HTTPHeaderDict(
+            {"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": USER_AGENT}
+        )
         if content_type:
             headers["Content-Type"] = content_type
         token = self.conn.token
@@ -184,7 +203,9 @@ class Kube:
                 with open(self.conn.token_file) as handle:
                     token = handle.read().strip()
             except OSError as exc:
-                raise ConfigError(f"token file {self.conn.token_file} cannot be read ({exc.strerror})") from exc
+                raise ConfigError(
+                    f"token file {self.conn.token_file} cannot be read ({exc.strerror})"
+                ) from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
         elif self.conn.basic_auth:
@@ -219,7 +240,9 @@ class Kube:
                 url,
                 body=data,
                 headers=self._headers(content_type if data is not None else None),
-                timeout=urllib3.Timeout(connect=min(limit or 30.0, 30.0), read=limit) if limit else urllib3.Timeout(connect=30.0),
+                timeout=urllib3.Timeout(connect=min(limit or 30.0, 30.0), read=limit)
+                if limit
+                else urllib3.Timeout(connect=30.0),
                 preload_content=not stream,
                 redirect=False,
             )
@@ -241,17 +264,23 @@ class Kube:
         resource: Resource | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON answer; raise the matching error otherwise."""
-        resp = self._send(method, path, query=query, body=body, content_type=content_type, timeout=timeout, stream=False)
+        resp = self._send(
+            method, path, query=query, body=body, content_type=content_type, timeout=timeout, stream=False
+        )
         if resp.status == 401 and self._exec:
             self._exec.refresh(force=True)
-            resp = self._send(method, path, query=query, body=body, content_type=content_type, timeout=timeout, stream=False)
+            resp = self._send(
+                method, path, query=query, body=body, content_type=content_type, timeout=timeout, stream=False
+            )
         return _read(resp, resource)
 
     # -- verbs ----------------------------------------------------------------------------------
     def _ns(self, resource: Resource, namespace: str | None) -> str | None:
         return (namespace or self.namespace) if resource.namespaced else None
 
-    def get(self, resource: Resource, name: str, *, namespace: str | None = None, subresource: str = "") -> dict[str, Any]:
+    def get(
+        self, resource: Resource, name: str, *, namespace: str | None = None, subresource: str = ""
+    ) -> dict[str, Any]:
         path = resource.path(namespace=self._ns(resource, namespace), name=name, subresource=subresource)
         result: dict[str, Any] = self.request("GET", path, resource=resource)
         return result
@@ -278,16 +307,20 @@ class Kube:
             "limit": limit,
             "continue": continue_token,
         }
-        result: dict[str, Any] = self.request("GET", resource.path(namespace=ns), query=query, resource=resource, timeout=timeout)
+        result: dict[str, Any] = self.request(
+            "GET", resource.path(namespace=ns), query=query, resource=resource, timeout=timeout
+        )
         # List items come without their type; kubectl fills it in, and so do we (-o json|yaml|name).
         for item in result.get("items") or ():
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
         return result
 
-    def list_all(self, resource: Resource, *, page: int = 500, **kwargs: Any) -> list[dict[str, Any]]:
+    def list_all(
+        self, resource: Resource, *, page: int = 500, **kwargs: Any
+    ) -> builtins.list[dict[str, Any]]:
         """Every item of a list, following ``continue`` tokens."""
-        items: list[dict[str, Any]] = []
+        items: builtins.list[dict[str, Any]] = []
         token: str | None = None
         while True:
             chunk = self.list(resource, limit=page, continue_token=token, **kwargs)
@@ -297,17 +330,35 @@ class Kube:
                 return items
 
     def create(
-        self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None, dry_run: bool = False,
+        self,
+        resource: Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
         field_manager: str = "kaip",
     ) -> dict[str, Any]:
         ns = self._ns(resource, namespace or (obj.get("metadata") or {}).get("namespace"))
         query = {"dryRun": "All" if dry_run else None, "fieldManager": field_manager}
-        result: dict[str, Any] = self.request("POST", resource.path(namespace=ns), query=query, body=dict(obj), resource=resource)
+        result: dict[str, Any] = self.request(
+            "POST", resource.path(namespace=ns), query=query, body=dict(obj), resource=resource
+        )
         return result
 
-    def replace(self, resource: Resource, obj: Mapping[str, Any], *, namespace: str | None = None, subresource: str = "") -> dict[str, Any]:
+    def replace(
+        self,
+        resource: Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: str = "",
+    ) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
-        path = resource.path(namespace=self._ns(resource, namespace or meta.get("namespace")), name=meta["name"], subresource=subresource)
+        path = resource.path(
+            namespace=self._ns(resource, namespace or meta.get("namespace")),
+            name=meta["name"],
+            subresource=subresource,
+        )
         result: dict[str, Any] = self.request("PUT", path, body=dict(obj), resource=resource)
         return result
 
@@ -325,7 +376,11 @@ class Kube:
         dry_run: bool = False,
     ) -> dict[str, Any]:
         path = resource.path(namespace=self._ns(resource, namespace), name=name, subresource=subresource)
-        query = {"fieldManager": field_manager, "force": "true" if force else None, "dryRun": "All" if dry_run else None}
+        query = {
+            "fieldManager": field_manager,
+            "force": "true" if force else None,
+            "dryRun": "All" if dry_run else None,
+        }
         result: dict[str, Any] = self.request(
             "PATCH", path, query=query, body=patch, content_type=PATCH_TYPES[kind], resource=resource
         )
@@ -382,8 +437,13 @@ class Kube:
             "allowWatchBookmarks": "true" if allow_bookmarks else None,
         }
         resp = self._send(
-            "GET", resource.path(namespace=ns), query=query, body=None, content_type=None,
-            timeout=timeout_seconds + 30, stream=True,
+            "GET",
+            resource.path(namespace=ns),
+            query=query,
+            body=None,
+            content_type=None,
+            timeout=timeout_seconds + 30,
+            stream=True,
         )
         if resp.status >= 300:
             _read(resp, resource)
@@ -437,15 +497,19 @@ def _read(resp: urllib3.BaseHTTPResponse, resource: Resource | None) -> Any:
 
 def _unreachable(conn: Connection, exc: BaseException) -> UnreachableError:
     where = f'{conn.server} (context "{conn.context}")' if conn.context else conn.server
-    if isinstance(exc, SSLError) or isinstance(exc, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        detail = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else shorten(str(exc), 160)
+    if isinstance(exc, (SSLError, ssl.SSLError)) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        detail = (
+            "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else shorten(str(exc), 160)
+        )
         return UnreachableError(
             f"TLS handshake with the API server at {where} failed: {detail}; check the cluster's "
             "certificate-authority in the kubeconfig (or the server name it was issued for)"
         )
     if isinstance(exc, Urllib3Timeout) and not isinstance(exc, NewConnectionError):
         limit = f" within {conn.request_timeout:g}s" if conn.request_timeout else ""
-        return RequestTimeout(f"the API server at {where} did not answer{limit}; raise --request-timeout or check the server")
+        return RequestTimeout(
+            f"the API server at {where} did not answer{limit}; raise --request-timeout or check the server"
+        )
     reason = "connection refused" if "refused" in str(exc).lower() else shorten(str(exc), 160)
     return UnreachableError(f"cannot reach the API server at {where}: {reason}; is the cluster running?")
 

@@ -159,7 +159,9 @@ def resolve(target: ClusterTarget, merged: Mapping[str, Any]) -> Connection:
     context_name = target.context or merged.get("current-context") or ""
     if target.context and target.context not in contexts:
         known = ", ".join(sorted(contexts)) or "none"
-        raise ConfigError(f'--context: context "{target.context}" is not in the kubeconfig (contexts: {known})')
+        raise ConfigError(
+            f'--context: context "{target.context}" is not in the kubeconfig (contexts: {known})'
+        )
     context: Mapping[str, Any] = contexts.get(context_name, {}) if context_name else {}
     if context_name and context_name not in contexts:
         raise ConfigError(f'kubeconfig: current-context "{context_name}" is not defined; pass --context NAME')
@@ -171,7 +173,9 @@ def resolve(target: ClusterTarget, merged: Mapping[str, Any]) -> Connection:
             "or run `kubectl config use-context NAME`"
         )
     if cluster_name not in merged["clusters"]:
-        raise ConfigError(f'kubeconfig: cluster "{cluster_name}" is not defined (check --cluster or the context)')
+        raise ConfigError(
+            f'kubeconfig: cluster "{cluster_name}" is not defined (check --cluster or the context)'
+        )
     cluster: Mapping[str, Any] = merged["clusters"][cluster_name]
     if user_name and user_name not in merged["users"]:
         raise ConfigError(f'kubeconfig: user "{user_name}" is not defined (check --user or the context)')
@@ -207,10 +211,16 @@ def resolve(target: ClusterTarget, merged: Mapping[str, Any]) -> Connection:
         context=context_name,
         cluster=cluster_name,
         user=user_name,
-        ca_pem=_pem(cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), "certificate-authority"),
+        ca_pem=_pem(
+            cluster.get("certificate-authority-data"),
+            cluster.get("certificate-authority"),
+            "certificate-authority",
+        ),
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         tls_server_name=str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None,
-        client_cert_pem=_pem(user.get("client-certificate-data"), user.get("client-certificate"), "client-certificate"),
+        client_cert_pem=_pem(
+            user.get("client-certificate-data"), user.get("client-certificate"), "client-certificate"
+        ),
         client_key_pem=_pem(user.get("client-key-data"), user.get("client-key"), "client-key"),
         token=str(user["token"]) if user.get("token") else None,
         token_file=str(user["tokenFile"]) if user.get("tokenFile") else None,
@@ -223,7 +233,9 @@ def resolve(target: ClusterTarget, merged: Mapping[str, Any]) -> Connection:
     )
 
 
-def in_cluster(target: ClusterTarget, environ: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> Connection | None:
+def in_cluster(
+    target: ClusterTarget, environ: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR
+) -> Connection | None:
     """The Pod's service-account access, when running in a cluster."""
     host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
     if not host or not port or not (sa_dir / "token").exists():
@@ -274,5 +286,7 @@ def parse_duration(text: str) -> float:
     except ValueError:
         seconds = -1.0
     if seconds < 0:
-        raise ConfigError(f'--request-timeout: "{text}" is not a duration; use e.g. 0 (none), 30, 30s, 2m or 1h')
+        raise ConfigError(
+            f'--request-timeout: "{text}" is not a duration; use e.g. 0 (none), 30, 30s, 2m or 1h'
+        )
     return seconds

@@ -18,7 +18,9 @@ class ApiError(KaipError):
 
     exit_code = ExitCode.SERVER
 
-    def __init__(self, message: str, *, status: int = 0, reason: str = "", details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int = 0, reason: str = "", details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
@@ -79,11 +81,13 @@ _LABELS = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflic
 
 def from_status(status: int, body: Any, *, resource: Resource | None = None) -> ApiError:
     """Build the error for a non-2xx answer from its decoded Status object (or raw text)."""
-    reason, message, details = "", "", {}
+    reason, message = "", ""
+    details: dict[str, Any] = {}
     if isinstance(body, dict):
         reason = str(body.get("reason") or "")
         message = str(body.get("message") or "")
-        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+        if isinstance(body.get("details"), dict):
+            details = body["details"]
     elif body:
         message = str(body)
     message = shorten(message) or f"HTTP {status}"

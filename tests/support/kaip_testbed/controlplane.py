@@ -25,8 +25,14 @@ ADMISSION_PLUGINS = (
 
 
 def kubeconfig_document(
-    *, server: str, ca_pem: bytes, user: str, cert: KeyPair | None = None, token: str | None = None,
-    context: str = "kaip-test", namespace: str | None = None,
+    *,
+    server: str,
+    ca_pem: bytes,
+    user: str,
+    cert: KeyPair | None = None,
+    token: str | None = None,
+    context: str = "kaip-test",
+    namespace: str | None = None,
 ) -> dict[str, Any]:
     creds: dict[str, str] = {}
     if cert is not None:
@@ -40,7 +46,15 @@ def kubeconfig_document(
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "kaip-test", "cluster": {"server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "clusters": [
+            {
+                "name": "kaip-test",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
         "users": [{"name": user, "user": creds}],
         "contexts": [{"name": context, "context": ctx}],
         "current-context": context,
@@ -65,17 +79,33 @@ class ControlPlane:
 
     # -- kubeconfigs -----------------------------------------------------------------------------
     def write_kubeconfig(
-        self, user: str, *, cert: KeyPair | None = None, token: str | None = None, namespace: str | None = None
+        self,
+        user: str,
+        *,
+        cert: KeyPair | None = None,
+        token: str | None = None,
+        namespace: str | None = None,
     ) -> Path:
-        doc = kubeconfig_document(server=self.server_url, ca_pem=self.ca.cert_pem, user=user, cert=cert, token=token, namespace=namespace)
+        doc = kubeconfig_document(
+            server=self.server_url,
+            ca_pem=self.ca.cert_pem,
+            user=user,
+            cert=cert,
+            token=token,
+            namespace=namespace,
+        )
         path = self.workdir / f"kubeconfig-{user}"
         path.write_text(yaml.safe_dump(doc))
         path.chmod(0o600)
         return path
 
-    def user_kubeconfig(self, user: str, *, groups: tuple[str, ...] = (), namespace: str | None = None) -> Path:
+    def user_kubeconfig(
+        self, user: str, *, groups: tuple[str, ...] = (), namespace: str | None = None
+    ) -> Path:
         """A kubeconfig for a user authenticated by a client certificate (no RBAC rights of its own)."""
-        return self.write_kubeconfig(user, cert=self.ca.issue(user, organizations=groups, client=True), namespace=namespace)
+        return self.write_kubeconfig(
+            user, cert=self.ca.issue(user, organizations=groups, client=True), namespace=namespace
+        )
 
     # -- processes -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,7 +129,14 @@ class ControlPlane:
         )
         serving = self.ca.issue(
             "kube-apiserver",
-            hosts=("127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "10.0.0.1"),
+            hosts=(
+                "127.0.0.1",
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "10.0.0.1",
+            ),
             server=True,
         )
         serving_crt, serving_key = serving.write(self.pki_dir, "apiserver")
@@ -138,7 +175,7 @@ class ControlPlane:
         ctx = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
         admin_crt, admin_key = self.admin.write(self.pki_dir, "admin")
         ctx.load_cert_chain(str(admin_crt), str(admin_key))
-        with urllib.request.urlopen(f"{self.server_url}/readyz", context=ctx, timeout=5) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{self.server_url}/readyz", context=ctx, timeout=5) as resp:
             return bool(resp.status == 200)
 
     def start_controllers(self, *, controllers: str = "*") -> None:
@@ -207,7 +244,7 @@ class ControlPlane:
 
 
 def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=2) as resp:
         return bool(resp.status == 200)
 
 

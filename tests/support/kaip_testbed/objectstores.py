@@ -11,7 +11,7 @@ from kaip_testbed import binaries
 from kaip_testbed.processes import Server, free_port
 
 MINIO_USER = "kaip-test-admin"
-MINIO_PASSWORD = "kaip-test-secret-key"  # noqa: S105 - a throwaway credential of a loopback test server
+MINIO_PASSWORD = "kaip-test-secret-key"
 
 
 @dataclass
@@ -56,7 +56,9 @@ class GCSServer:
         from google.cloud import storage
 
         return storage.Client(
-            credentials=AnonymousCredentials(), project=self.project, client_options={"api_endpoint": self.endpoint}
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            project=self.project,
+            client_options={"api_endpoint": self.endpoint},
         )
 
     def stop(self) -> None:
@@ -76,8 +78,16 @@ def start_minio(workdir: Path | None = None) -> S3Server:
     }
     server = Server(
         "minio",
-        [binaries.path_of("minio"), "server", "--quiet", "--address", f"127.0.0.1:{port}",
-         "--console-address", f"127.0.0.1:{console}", str(root / "data")],
+        [
+            binaries.path_of("minio"),
+            "server",
+            "--quiet",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--console-address",
+            f"127.0.0.1:{console}",
+            str(root / "data"),
+        ],
         log_dir=root,
         env=env,
     )
@@ -92,9 +102,25 @@ def start_fake_gcs(workdir: Path | None = None) -> GCSServer:
     endpoint = f"http://127.0.0.1:{port}"
     server = Server(
         "fake-gcs-server",
-        [binaries.path_of("fake-gcs-server"), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-         "-backend", "filesystem", "-filesystem-root", str(root / "data"), "-public-host", f"127.0.0.1:{port}",
-         "-external-url", endpoint, "-log-level", "warn"],
+        [
+            binaries.path_of("fake-gcs-server"),
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            str(root / "data"),
+            "-public-host",
+            f"127.0.0.1:{port}",
+            "-external-url",
+            endpoint,
+            "-log-level",
+            "warn",
+        ],
         log_dir=root,
     )
     server.wait_ready(lambda: _ok(f"{endpoint}/storage/v1/b"), timeout=60)
@@ -102,5 +128,5 @@ def start_fake_gcs(workdir: Path | None = None) -> GCSServer:
 
 
 def _ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=2) as resp:
         return bool(resp.status == 200)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from kaip.errors import ConfigError, ExitCode
 from kaip.kube.config import (
     ClusterTarget,
@@ -22,7 +21,12 @@ from kaip.kube.config import (
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
-def kubeconfig(clusters: dict[str, str], users: dict[str, dict[str, object]], contexts: dict[str, dict[str, str]], current: str = "") -> dict[str, object]:
+def kubeconfig(
+    clusters: dict[str, str],
+    users: dict[str, dict[str, object]],
+    contexts: dict[str, dict[str, str]],
+    current: str = "",
+) -> dict[str, object]:
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -61,11 +65,18 @@ def two_files(tmp_path: Path) -> tuple[Path, Path]:
     return first, second
 
 
-def test_kubeconfig_env_merges_files_first_definition_and_first_current_context_win(two_files: tuple[Path, Path]) -> None:
+def test_kubeconfig_env_merges_files_first_definition_and_first_current_context_win(
+    two_files: tuple[Path, Path],
+) -> None:
     first, second = two_files
     env = {"KUBECONFIG": f"{first}:{second}", "HOME": "/nonexistent"}
     conn = load(ClusterTarget(), env)
-    assert (conn.context, conn.server, conn.namespace, conn.token) == ("prod", "https://prod:6443", "ml", "t-alice")
+    assert (conn.context, conn.server, conn.namespace, conn.token) == (
+        "prod",
+        "https://prod:6443",
+        "ml",
+        "t-alice",
+    )
     lab = load(ClusterTarget(context="lab"), env)
     assert (lab.server, lab.namespace, lab.token) == ("https://lab:6443", "default", "t-bob")
 
@@ -80,7 +91,7 @@ def test_flag_kubeconfig_beats_env_and_must_exist(two_files: tuple[Path, Path], 
     first, second = two_files
     conn = load(ClusterTarget(kubeconfig=str(second)), {"KUBECONFIG": str(first)})
     assert conn.context == "lab"
-    with pytest.raises(ConfigError, match="--kubeconfig: file .* does not exist") as err:
+    with pytest.raises(ConfigError, match=r"--kubeconfig: file .* does not exist") as err:
         load(ClusterTarget(kubeconfig=str(tmp_path / "nope")), {})
     assert err.value.exit_code == ExitCode.CONFIG
 
@@ -89,7 +100,12 @@ def test_cluster_user_and_namespace_flags_override_the_context(two_files: tuple[
     first, second = two_files
     env = {"KUBECONFIG": f"{first}:{second}"}
     conn = load(ClusterTarget(cluster="lab", user="bob", namespace="team-a"), env)
-    assert (conn.context, conn.server, conn.token, conn.namespace) == ("prod", "https://lab:6443", "t-bob", "team-a")
+    assert (conn.context, conn.server, conn.token, conn.namespace) == (
+        "prod",
+        "https://lab:6443",
+        "t-bob",
+        "team-a",
+    )
 
 
 def test_unknown_context_names_the_known_ones(two_files: tuple[Path, Path]) -> None:
@@ -112,7 +128,9 @@ def test_relative_certificate_paths_resolve_against_their_own_file(tmp_path: Pat
     sub = tmp_path / "conf"
     sub.mkdir()
     (sub / "ca.crt").write_text(CA)
-    doc = kubeconfig({"c": "https://x:6443"}, {"u": {"token": "t"}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx")
+    doc = kubeconfig(
+        {"c": "https://x:6443"}, {"u": {"token": "t"}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx"
+    )
     doc["clusters"][0]["cluster"]["certificate-authority"] = "ca.crt"  # type: ignore[index]
     path = write(sub / "config", doc)
     conn = load(ClusterTarget(kubeconfig=str(path)), {})
@@ -121,7 +139,22 @@ def test_relative_certificate_paths_resolve_against_their_own_file(tmp_path: Pat
 
 def test_certificate_data_is_decoded() -> None:
     merged = merge_kubeconfigs(
-        [(Path("/k/config"), kubeconfig({"c": "https://x"}, {"u": {"client-certificate-data": base64.b64encode(b"CERT").decode(), "client-key-data": base64.b64encode(b"KEY").decode()}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx"))]
+        [
+            (
+                Path("/k/config"),
+                kubeconfig(
+                    {"c": "https://x"},
+                    {
+                        "u": {
+                            "client-certificate-data": base64.b64encode(b"CERT").decode(),
+                            "client-key-data": base64.b64encode(b"KEY").decode(),
+                        }
+                    },
+                    {"ctx": {"cluster": "c", "user": "u"}},
+                    "ctx",
+                ),
+            )
+        ]
     )
     conn = resolve(ClusterTarget(), merged)
     assert (conn.client_cert_pem, conn.client_key_pem) == ("CERT", "KEY")
@@ -129,28 +162,79 @@ def test_certificate_data_is_decoded() -> None:
 
 def test_impersonation_from_flags_or_kubeconfig_user() -> None:
     merged = merge_kubeconfigs(
-        [(Path("/k"), kubeconfig({"c": "https://x"}, {"u": {"token": "t", "as": "carol", "as-groups": ["ops"]}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx"))]
+        [
+            (
+                Path("/k"),
+                kubeconfig(
+                    {"c": "https://x"},
+                    {"u": {"token": "t", "as": "carol", "as-groups": ["ops"]}},
+                    {"ctx": {"cluster": "c", "user": "u"}},
+                    "ctx",
+                ),
+            )
+        ]
     )
-    assert (resolve(ClusterTarget(), merged).impersonate, resolve(ClusterTarget(), merged).impersonate_groups) == ("carol", ("ops",))
+    assert (
+        resolve(ClusterTarget(), merged).impersonate,
+        resolve(ClusterTarget(), merged).impersonate_groups,
+    ) == ("carol", ("ops",))
     flags = resolve(ClusterTarget(impersonate="dave", impersonate_groups=("ml",)), merged)
     assert (flags.impersonate, flags.impersonate_groups) == ("dave", ("ml",))
 
 
 def test_group_impersonation_needs_a_user() -> None:
-    merged = merge_kubeconfigs([(Path("/k"), kubeconfig({"c": "https://x"}, {"u": {}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx"))])
-    with pytest.raises(ConfigError, match="--as-group: .* add --as USER"):
+    merged = merge_kubeconfigs(
+        [
+            (
+                Path("/k"),
+                kubeconfig({"c": "https://x"}, {"u": {}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx"),
+            )
+        ]
+    )
+    with pytest.raises(ConfigError, match=r"--as-group: .* add --as USER"):
         resolve(ClusterTarget(impersonate_groups=("g",)), merged)
 
 
 def test_removed_auth_provider_is_refused_with_the_replacement() -> None:
-    merged = merge_kubeconfigs([(Path("/k"), kubeconfig({"c": "https://x"}, {"u": {"auth-provider": {"name": "gcp"}}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx"))])
+    merged = merge_kubeconfigs(
+        [
+            (
+                Path("/k"),
+                kubeconfig(
+                    {"c": "https://x"},
+                    {"u": {"auth-provider": {"name": "gcp"}}},
+                    {"ctx": {"cluster": "c", "user": "u"}},
+                    "ctx",
+                ),
+            )
+        ]
+    )
     with pytest.raises(ConfigError, match="exec credential plugin"):
         resolve(ClusterTarget(), merged)
 
 
 def test_exec_plugin_is_read() -> None:
     merged = merge_kubeconfigs(
-        [(Path("/k/config"), kubeconfig({"c": "https://x"}, {"u": {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "bin/get-token", "args": ["--x"], "env": [{"name": "A", "value": "1"}]}}}, {"ctx": {"cluster": "c", "user": "u"}}, "ctx"))]
+        [
+            (
+                Path("/k/config"),
+                kubeconfig(
+                    {"c": "https://x"},
+                    {
+                        "u": {
+                            "exec": {
+                                "apiVersion": "client.authentication.k8s.io/v1",
+                                "command": "bin/get-token",
+                                "args": ["--x"],
+                                "env": [{"name": "A", "value": "1"}],
+                            }
+                        }
+                    },
+                    {"ctx": {"cluster": "c", "user": "u"}},
+                    "ctx",
+                ),
+            )
+        ]
     )
     ex = resolve(ClusterTarget(), merged).exec_config
     assert ex is not None
@@ -161,13 +245,22 @@ def test_in_cluster_service_account(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("sa-token")
     (tmp_path / "namespace").write_text("kaip-system\n")
     (tmp_path / "ca.crt").write_text(CA)
-    conn = in_cluster(ClusterTarget(), {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}, tmp_path)
+    conn = in_cluster(
+        ClusterTarget(), {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}, tmp_path
+    )
     assert conn is not None
-    assert (conn.server, conn.namespace, conn.token_file, conn.ca_pem) == ("https://10.0.0.1:443", "kaip-system", str(tmp_path / "token"), CA)
+    assert (conn.server, conn.namespace, conn.token_file, conn.ca_pem) == (
+        "https://10.0.0.1:443",
+        "kaip-system",
+        str(tmp_path / "token"),
+        CA,
+    )
     assert in_cluster(ClusterTarget(), {}, tmp_path) is None
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("30", 30), ("30s", 30), ("2m", 120), ("1h", 3600), ("500ms", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0", 0), ("30", 30), ("30s", 30), ("2m", 120), ("1h", 3600), ("500ms", 0.5)]
+)
 def test_request_timeout_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
