@@ -96,6 +96,16 @@ if need kwok; then
   </dev/null build_module kwok sigs.k8s.io/kwok "$KWOK_VERSION" "" sigs.k8s.io/kwok/cmd/kwok
 fi
 
+if need kwok-stages.yaml; then
+  # kwok simulates nothing without stages; take the "fast" node and pod stages its module ships.
+  stages="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  [[ -d "$stages" ]] || go mod download "sigs.k8s.io/kwok@$KWOK_VERSION"
+  for f in "$stages"/node/fast/node-initialize.yaml "$stages"/node/heartbeat-with-lease/*.yaml "$stages"/pod/fast/*.yaml; do
+    echo "---"
+    cat "$f"
+  done >"$out/kwok-stages.yaml"
+fi
+
 if need fake-gcs-server; then
   log "building fake-gcs-server $FAKEGCS_VERSION"
   </dev/null build_module fakegcs github.com/fsouza/fake-gcs-server "$FAKEGCS_VERSION" "" github.com/fsouza/fake-gcs-server

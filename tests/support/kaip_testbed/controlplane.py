@@ -226,6 +226,7 @@ class ControlPlane:
             [
                 binaries.path_of("kwok"),
                 f"--kubeconfig={self.kubeconfig}",
+                f"--config={binaries.path_of('kwok-stages.yaml')}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--node-lease-duration-seconds=40",
