@@ -8,6 +8,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+
 from kaip_testbed import binaries
 
 PLUGINS = ("ai-platform", "node-health", "pvc-preload")

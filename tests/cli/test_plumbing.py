@@ -14,6 +14,7 @@ from typing import Any
 import click
 import pytest
 import yaml
+
 from kaip.cli.app import run
 from kaip.cli.options import all_namespaces_option, cluster_options, output_option
 from kaip.cli.output import Table, echo, render

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 

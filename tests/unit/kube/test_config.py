@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from kaip.errors import ConfigError, ExitCode
 from kaip.kube.config import (
     ClusterTarget,
