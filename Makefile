@@ -1,0 +1,32 @@
+# The README's two commands are `make demo` (set up, then run the main job) and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: setup testbin test lint demo bench image clean-testbin
+
+setup:
+	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+
+testbin:
+	bash hack/testbin.sh >/dev/null
+
+test: setup testbin
+	$(PYTHON) -m pytest
+
+lint: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
+	PYTHONPATH=tests/support lint-imports
+
+demo: setup testbin
+	PYTHONPATH=tests/support $(PYTHON) -m kaip_testbed.demo
+
+bench: setup testbin
+	$(PYTHON) -m pytest tests/benchmarks -s -p no:cacheprovider
+
+image:
+	docker build -t ghcr.io/kaip-dev/kaip:v0.1.0 .
+
+clean-testbin:
+	rm -rf "$$(bash hack/testbin.sh --print)"
