@@ -1,5 +1,6 @@
-"""Entry points of the in-cluster processes, all in one image: ``kaip-webhook``, ``kaip-controller``
-and ``kaip-loader``. Each imports its process lazily so that one does not pay for the others."""
+"""Entry points of the in-cluster processes, all in one image: ``kaip-webhook``, ``kaip-controller``,
+``kaip-loader``, ``kaip-remediator`` and ``kaip-nodecheck``. Each imports its process lazily so that one
+does not pay for the others."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def controller() -> None:
 def loader() -> None:
     """The loader that runs inside a data-loader Job and fills the mounted volume."""
     _run("kaip_incluster.loader.main")
+
+
+def remediator() -> None:
+    """The node remediation controller (rules, disruption budgets, circuit breaker, notifier)."""
+    _run("kaip_incluster.remediation.main")
+
+
+def nodecheck() -> None:
+    """A node-problem-detector custom plugin check (run on the node by node-problem-detector)."""
+    _run("kaip_incluster.nodechecks.__main__")
