@@ -8,6 +8,7 @@ Session-wide: ``control_plane`` (etcd + kube-apiserver, started once), ``s3_serv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,13 +44,16 @@ def admin_kube(control_plane: controlplane.ControlPlane) -> Kube:
 @pytest.fixture
 def namespace(admin_kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace with its default ServiceAccount, deleted after the test."""
+    from kaip.kube.errors import Conflict
     from kaip.resources import kinds
 
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:6]}"
     admin_kube.create(kinds.NAMESPACES, {"metadata": {"name": name, "labels": {"kaip.dev/test": "true"}}})
     # Without kube-controller-manager nobody creates it, and the ServiceAccount admission needs it.
-    admin_kube.create(kinds.SERVICEACCOUNTS, {"metadata": {"name": "default"}}, namespace=name)
+    # With it (cluster_controllers), its ServiceAccount controller may have been first.
+    with contextlib.suppress(Conflict):
+        admin_kube.create(kinds.SERVICEACCOUNTS, {"metadata": {"name": "default"}}, namespace=name)
     try:
         yield name
     finally:
