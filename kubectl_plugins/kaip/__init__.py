@@ -7,7 +7,7 @@ see ``[tool.importlinter]`` in pyproject.toml):
     One module per ``kubectl-*`` executable. Thin: parse flags, call a library package, print.
 ``kaip.cli``
     Shared click plumbing: kubectl's cluster flags, output formats, errors mapped to exit codes.
-``kaip.aiplatform``, ``kaip.nodehealth``, ``kaip.preload``
+``kaip.aiplatform``, ``kaip.nodehealth``, ``kaip.preload``, ``kaip.remediation``
     The capabilities as pure decisions (flag mapping, manifest building, views, plans) plus short
     loops that use the clients below.
 ``kaip.kube`` and ``kaip.storage``

@@ -13,7 +13,9 @@ from kaip.commands import ai_platform, node_health, pvc_preload
 PLUGINS = {"ai-platform": ai_platform.cli, "node-health": node_health.cli, "pvc-preload": pvc_preload.cli}
 
 
-def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def walk(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
         for name, sub in sorted(command.commands.items()):

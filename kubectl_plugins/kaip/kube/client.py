@@ -340,8 +340,9 @@ class Kube:
     ) -> dict[str, Any]:
         ns = self._ns(resource, namespace or (obj.get("metadata") or {}).get("namespace"))
         query = {"dryRun": "All" if dry_run else None, "fieldManager": field_manager}
+        body = {"apiVersion": resource.api_version, "kind": resource.kind, **obj}  # the server needs the type
         result: dict[str, Any] = self.request(
-            "POST", resource.path(namespace=ns), query=query, body=dict(obj), resource=resource
+            "POST", resource.path(namespace=ns), query=query, body=body, resource=resource
         )
         return result
 
@@ -462,6 +463,29 @@ class Kube:
                     yield str(event.get("type")), event.get("object") or {}
         except (ProtocolError, Urllib3Timeout, OSError):
             return  # the stream ended; the caller watches again from its last resourceVersion
+        finally:
+            resp.release_conn()
+
+    def stream_lines(
+        self, path: str, *, query: Mapping[str, Any] | None = None, timeout: float | None = None
+    ) -> Iterator[str]:
+        """Yield the lines of a text answer as they arrive (a Pod's ``log`` with ``follow=true``)."""
+        resp = self._send(
+            "GET", path, query=query, body=None, content_type=None, timeout=timeout, stream=True
+        )
+        if resp.status >= 300:
+            _read(resp, None)
+        buffer = b""
+        try:
+            for chunk in resp.stream(64 * 1024, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    yield line.decode(errors="replace")
+            if buffer:
+                yield buffer.decode(errors="replace")
+        except (ProtocolError, Urllib3Timeout, OSError):
+            return
         finally:
             resp.release_conn()
 

@@ -1,0 +1,188 @@
+"""One Node object read into what ``kubectl node-health`` shows: state, problems, taints, GPUs.
+
+Pure: a Node (plain dict from the API) and the polarity table in, a frozen :class:`NodeView` out.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kaip.nodehealth.polarity import Polarity
+from kaip.resources import nodes, timestamps
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str
+    since: str | None  # lastTransitionTime
+    heartbeat: str | None  # lastHeartbeatTime
+    healthy_status: str
+    assumed: bool  # polarity not in any table: node-problem-detector's convention applied
+    abnormal: bool
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+    added: str | None
+
+    def __str__(self) -> str:
+        value = f"={self.value}" if self.value else ""
+        return f"{self.key}{value}:{self.effect}"
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One extended resource of a node: what the device plugin reports and what it offers."""
+
+    resource: str
+    capacity: int
+    allocatable: int
+
+    @property
+    def unavailable(self) -> int:
+        """Devices the device plugin marked unhealthy (the kubelet counts them in capacity only)."""
+        return max(self.capacity - self.allocatable, 0)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    state: str  # Ready | NotReady | Unknown
+    unschedulable: bool
+    remediation: str | None
+    conditions: tuple[Condition, ...]
+    problems: tuple[str, ...]  # abnormal condition types other than Ready
+    since: str | None  # the oldest transition among the abnormal conditions
+    taints: tuple[Taint, ...]
+    accelerators: tuple[Accelerator, ...]
+    labels: Mapping[str, str]
+    created: str | None
+    kernel: str
+    stale: tuple[str, ...]  # conditions whose detector stopped sending heartbeats
+
+    @property
+    def status(self) -> str:
+        """kubectl's STATUS column, plus our remediation marker."""
+        parts = [self.state]
+        if self.unschedulable:
+            parts.append("SchedulingDisabled")
+        if self.remediation:
+            parts.append(f"Remediation:{self.remediation}")
+        return ",".join(parts)
+
+    @property
+    def has_problems(self) -> bool:
+        """Not Ready, an abnormal condition, or devices the device plugin marked unhealthy."""
+        return self.state != "Ready" or bool(self.problems) or any(a.unavailable for a in self.accelerators)
+
+    @property
+    def product(self) -> str:
+        return self.labels.get(nodes.LABEL_GPU_PRODUCT, "")
+
+    @property
+    def driver(self) -> str:
+        return self.labels.get(nodes.LABEL_DRIVER_VERSION, "")
+
+    def gpu(self, resource: str = "nvidia.com/gpu") -> Accelerator | None:
+        return next((a for a in self.accelerators if a.resource == resource), None)
+
+    def taint_effects(self) -> set[str]:
+        return {t.effect for t in self.taints}
+
+
+def is_accelerator(resource: str) -> bool:
+    return any(fnmatch.fnmatchcase(resource, p) for p in nodes.ACCELERATOR_PATTERNS)
+
+
+def count(quantity: Any) -> int:
+    """An extended resource quantity (always a whole number) as int; unreadable ones count 0."""
+    try:
+        return int(str(quantity))
+    except ValueError:
+        return 0
+
+
+def read_condition(raw: Mapping[str, Any], polarity: Polarity) -> Condition:
+    ctype = str(raw.get("type", ""))
+    status = str(raw.get("status", "Unknown"))
+    healthy, assumed = polarity.healthy_status(ctype)
+    return Condition(
+        type=ctype,
+        status=status,
+        reason=str(raw.get("reason") or ""),
+        message=str(raw.get("message") or ""),
+        since=raw.get("lastTransitionTime"),
+        heartbeat=raw.get("lastHeartbeatTime"),
+        healthy_status=healthy,
+        assumed=assumed,
+        abnormal=status != healthy,
+    )
+
+
+def _remediation(labels: Mapping[str, str], taints: tuple[Taint, ...]) -> str | None:
+    if labels.get(nodes.LABEL_REMEDIATION):
+        return labels[nodes.LABEL_REMEDIATION]
+    keys = {t.key for t in taints}
+    if nodes.TAINT_REMEDIATION in keys or nodes.TAINT_NODE_OPERATION in keys:
+        return "Operating"
+    return None
+
+
+def _stale(conditions: tuple[Condition, ...], now: datetime) -> tuple[str, ...]:
+    limit = 2 * nodes.DETECTOR_HEARTBEAT_SECONDS
+    out = []
+    for cond in conditions:
+        beat = timestamps.parse(cond.heartbeat)
+        if beat is not None and (now - beat).total_seconds() > limit:
+            out.append(cond.type)
+    return tuple(out)
+
+
+def node_view(node: Mapping[str, Any], polarity: Polarity, *, now: datetime) -> NodeView:
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    conditions = tuple(read_condition(c, polarity) for c in status.get("conditions") or ())
+    ready = next((c for c in conditions if c.type == nodes.READY), None)
+    state = {"True": "Ready", "False": "NotReady"}.get(ready.status if ready else "", "Unknown")
+    abnormal = [c for c in conditions if c.abnormal]
+    taints = tuple(
+        Taint(str(t.get("key", "")), str(t.get("value") or ""), str(t.get("effect", "")), t.get("timeAdded"))
+        for t in spec.get("taints") or ()
+    )
+    capacity = status.get("capacity") or {}
+    allocatable = status.get("allocatable") or {}
+    accelerators = tuple(
+        Accelerator(name, count(capacity.get(name, 0)), count(allocatable.get(name, 0)))
+        for name in sorted(set(capacity) | set(allocatable))
+        if is_accelerator(name)
+    )
+    labels = meta.get("labels") or {}
+    since = min((c.since for c in abnormal if c.since), default=None)
+    if ready is None and since is None:
+        since = meta.get("creationTimestamp")
+    return NodeView(
+        name=str(meta.get("name", "")),
+        state=state,
+        unschedulable=bool(spec.get("unschedulable")),
+        remediation=_remediation(labels, taints),
+        conditions=conditions,
+        problems=tuple(c.type for c in abnormal if c.type != nodes.READY),
+        since=since,
+        taints=taints,
+        accelerators=accelerators,
+        labels=labels,
+        created=meta.get("creationTimestamp"),
+        kernel=str((status.get("nodeInfo") or {}).get("kernelVersion", "")),
+        stale=_stale(conditions, now),
+    )
