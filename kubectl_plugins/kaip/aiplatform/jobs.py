@@ -1,0 +1,178 @@
+"""Thin loops of `jobs list/describe/cancel/update` and the catalog read: the API calls around the
+pure views of :mod:`kaip.aiplatform.views` and :mod:`kaip.aiplatform.states`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from kaip.aiplatform import catalog as catalogs
+from kaip.aiplatform import states, training, views
+from kaip.errors import OperationFailed
+from kaip.resources import kubeflow as kf
+from kaip.resources.kinds import CONFIGMAPS, PODS, Resource
+
+if TYPE_CHECKING:
+    from kaip.kube.client import Kube
+
+JOB_RESOURCES: tuple[Resource, ...] = (*(k.resource for k in kf.JOB_KINDS), kf.EXPERIMENTS)
+
+
+def read_catalog(kube: Kube) -> tuple[catalogs.Catalog, str]:
+    """The admin's catalog merged over the built-in one, and a note when it could not be read."""
+    from kaip.kube.errors import Forbidden, NotFound
+
+    where = f"ConfigMap {kf.CATALOG_NAMESPACE}/{kf.CATALOG_CONFIGMAP}"
+    try:
+        cm = kube.get(CONFIGMAPS, kf.CATALOG_CONFIGMAP, namespace=kf.CATALOG_NAMESPACE)
+    except NotFound:
+        return catalogs.Catalog(catalogs.BUILTIN), ""
+    except Forbidden:
+        return catalogs.Catalog(
+            catalogs.BUILTIN
+        ), f"cannot read {where} (forbidden); using the built-in catalog"
+    text = (cm.get("data") or {}).get(kf.CATALOG_KEY)
+    return catalogs.from_configmap_text(text, where=where), ""
+
+
+def served(kube: Kube) -> list[Resource]:
+    """The job resources this cluster serves: one discovery request per kubeflow.org version."""
+    from kaip.kube.errors import NotFound
+
+    found: list[Resource] = []
+    for version in sorted({r.version for r in JOB_RESOURCES}):
+        try:
+            doc = kube.request("GET", f"/apis/{kf.GROUP}/{version}")
+        except NotFound:
+            continue
+        names = {r.get("name") for r in doc.get("resources") or []}
+        found += [r for r in JOB_RESOURCES if r.version == version and r.plural in names]
+    return found
+
+
+def _require_any(resources: Sequence[Resource]) -> None:
+    if not resources:
+        from kaip.kube.errors import ApiMissing
+
+        raise ApiMissing(
+            f"the cluster serves no Kubeflow job kinds (tfjobs.{kf.GROUP} and the others): "
+            f"{kf.INSTALL_TRAINING_OPERATOR}",
+            status=404,
+            reason="NotFound",
+        )
+
+
+def _pods_by_job(
+    kube: Kube, *, all_namespaces: bool, name: str | None = None
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    selector = f"{kf.LABEL_JOB_NAME}={name}" if name else kf.LABEL_JOB_NAME
+    pods = kube.list_all(PODS, label_selector=selector, all_namespaces=all_namespaces)
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        key = (str(meta.get("namespace")), str((meta.get("labels") or {}).get(kf.LABEL_JOB_NAME)))
+        grouped.setdefault(key, []).append(pod)
+    return grouped
+
+
+def _list_if_served(kube: Kube, resource: Resource, *, all_namespaces: bool) -> list[dict[str, Any]] | None:
+    from kaip.kube.errors import ApiMissing
+
+    try:
+        return kube.list_all(resource, all_namespaces=all_namespaces)
+    except ApiMissing:
+        return None
+
+
+def list_views(kube: Kube, *, all_namespaces: bool) -> list[views.JobView]:
+    """Every kind listed at once (no discovery round trip: a kind not served answers 404)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(JOB_RESOURCES) + 1) as pool:
+        pods_future = pool.submit(_pods_by_job, kube, all_namespaces=all_namespaces)
+        lists = list(
+            pool.map(lambda r: _list_if_served(kube, r, all_namespaces=all_namespaces), JOB_RESOURCES)
+        )
+        pods = pods_future.result()
+    _require_any([r for r, items in zip(JOB_RESOURCES, lists, strict=True) if items is not None])
+    objects = [obj for items in lists for obj in items or ()]
+    out = []
+    for obj in objects:
+        if views.is_trial_job(obj):
+            continue
+        meta = obj.get("metadata") or {}
+        out.append(views.view(obj, pods.get((str(meta.get("namespace")), str(meta.get("name"))), [])))
+    return out
+
+
+def find(kube: Kube, job: str) -> tuple[Resource, dict[str, Any]]:
+    """The job named by gcloud's JOB id (or its object name) in the namespace, whatever its kind."""
+    from kaip.kube.errors import NotFound
+
+    resources = served(kube)
+    _require_any(resources)
+    name = training.dns_name(job)
+    for resource in resources:
+        try:
+            return resource, kube.get(resource, name)
+        except NotFound:
+            continue
+    kinds = ", ".join(r.kind for r in resources)
+    raise OperationFailed(
+        f"job {job} not found in namespace {kube.namespace} (looked for {name} among {kinds})"
+    )
+
+
+def pods_of(kube: Kube, name: str) -> list[dict[str, Any]]:
+    return kube.list_all(PODS, label_selector=f"{kf.LABEL_JOB_NAME}={name}")
+
+
+def describe(kube: Kube, job: str) -> tuple[views.JobView, dict[str, Any], list[dict[str, Any]]]:
+    _, obj = find(kube, job)
+    pods = [] if obj.get("kind") == kf.EXPERIMENTS.kind else pods_of(kube, obj["metadata"]["name"])
+    return views.view(obj, pods), obj, pods
+
+
+def replica_rows(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    rows = []
+    for pod in sorted(pods, key=lambda p: views.task_name(p, str(obj.get("kind")))):
+        phase = str((pod.get("status") or {}).get("phase") or "Pending")
+        rows.append((views.task_name(pod, str(obj.get("kind"))), phase, states.pod_waiting_reason(pod)))
+    return rows
+
+
+def cancel(kube: Kube, job: str) -> tuple[views.JobView, bool]:
+    """Suspend the job and mark it cancelled (the record stays); a finished job is left as it is."""
+    resource, obj = find(kube, job)
+    current = views.view(obj, [] if resource is kf.EXPERIMENTS else pods_of(kube, obj["metadata"]["name"]))
+    if current.state.state in states.FINAL or current.state.state == states.CANCELLING:
+        return current, False
+    if resource is kf.EXPERIMENTS:
+        raise OperationFailed(
+            f"job {job} is a hyperparameter tuning job (Katib Experiment): Katib cannot stop one and keep it; "
+            f"delete it with kubectl delete experiments.{kf.GROUP} {obj['metadata']['name']}"
+        )
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {
+        "metadata": {"annotations": {kf.ANNOTATION_CANCEL_REQUESTED: stamp}},
+        "spec": {"runPolicy": {"suspend": True}},
+    }
+    updated = kube.patch(resource, obj["metadata"]["name"], patch)
+    return views.view(updated, pods_of(kube, obj["metadata"]["name"])), True
+
+
+def update_labels(
+    kube: Kube, job: str, *, update: Mapping[str, str], remove: Sequence[str], clear: bool
+) -> dict[str, Any]:
+    """gcloud's label update: only labels change; our own ``*/`` labels are never touched."""
+    resource, obj = find(kube, job)
+    current = (obj.get("metadata") or {}).get("labels") or {}
+    changes: dict[str, str | None] = {}
+    if clear:
+        changes.update({k: None for k in current if "/" not in k})
+    changes.update({k: None for k in remove if k in current and "/" not in k})
+    changes.update(update)
+    if not changes:
+        return obj
+    return kube.patch(resource, obj["metadata"]["name"], {"metadata": {"labels": changes}})

@@ -1,0 +1,247 @@
+"""What `jobs list` and `jobs describe` show: gcloud's Job view of a Kubeflow job, its filter and sort
+rules, and the summary tables. Pure."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kaip.aiplatform import states
+from kaip.errors import UsageError
+from kaip.resources import kubeflow as kf
+from kaip.resources.timestamps import parse
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job as gcloud shows it, with where it lives on the cluster."""
+
+    job_id: str
+    name: str
+    namespace: str
+    kind: str
+    state: states.JobState
+    create_time: str
+    start_time: str
+    end_time: str
+    labels: Mapping[str, str]
+    training_input: Mapping[str, Any]
+
+    def document(self) -> dict[str, Any]:
+        """gcloud's Job resource fields (-o json|yaml), plus where the job lives."""
+        doc: dict[str, Any] = {
+            "jobId": self.job_id,
+            "state": self.state.state,
+            "createTime": self.create_time,
+        }
+        if self.start_time:
+            doc["startTime"] = self.start_time
+        if self.end_time:
+            doc["endTime"] = self.end_time
+        if self.state.state == states.FAILED or self.state.state.startswith("CANCEL"):
+            doc["errorMessage"] = self.state.reason
+        elif self.state.reason:
+            doc["stateReason"] = self.state.reason
+        user_labels = {k: v for k, v in self.labels.items() if "/" not in k}
+        if user_labels:
+            doc["labels"] = user_labels
+        if self.training_input:
+            doc["trainingInput"] = dict(self.training_input)
+        doc["kubernetes"] = {"kind": self.kind, "name": self.name, "namespace": self.namespace}
+        return doc
+
+
+def _input(meta: Mapping[str, Any]) -> dict[str, Any]:
+    text = (meta.get("annotations") or {}).get(kf.ANNOTATION_TRAINING_INPUT)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _end_time(obj: Mapping[str, Any]) -> str:
+    status = obj.get("status") or {}
+    if status.get("completionTime"):
+        return str(status["completionTime"])
+    for cond in status.get("conditions") or []:
+        if cond.get("type") in (kf.SUCCEEDED, kf.FAILED) and cond.get("status") == "True":
+            return str(cond.get("lastTransitionTime") or "")
+    return ""
+
+
+def experiment_state(exp: Mapping[str, Any]) -> states.JobState:
+    if states.condition(exp, kf.SUCCEEDED):
+        return states.JobState(states.SUCCEEDED)
+    failed = states.condition(exp, kf.FAILED)
+    if failed:
+        return states.JobState(states.FAILED, str(failed.get("message") or ""))
+    if states.condition(exp, kf.RUNNING):
+        running = int((exp.get("status") or {}).get("trialsRunning") or 0)
+        if running:
+            return states.JobState(states.RUNNING, f"{running} trial(s) running")
+        return states.JobState(states.PREPARING, "waiting for trials to start")
+    return states.JobState(states.QUEUED, "waiting for Katib")
+
+
+def view(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobView:
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    kind = str(obj.get("kind"))
+    state = experiment_state(obj) if kind == kf.EXPERIMENTS.kind else states.job_state(obj, pods)
+    return JobView(
+        job_id=str(labels.get(kf.LABEL_JOB_ID) or meta.get("name")),
+        name=str(meta.get("name")),
+        namespace=str(meta.get("namespace") or ""),
+        kind=kind,
+        state=state,
+        create_time=str(meta.get("creationTimestamp") or ""),
+        start_time=str((obj.get("status") or {}).get("startTime") or ""),
+        end_time=_end_time(obj),
+        labels=labels,
+        training_input=_input(meta),
+    )
+
+
+def is_trial_job(obj: Mapping[str, Any]) -> bool:
+    """A job that a Katib Trial owns is shown through its Experiment, not on its own."""
+    return any(
+        ref.get("kind") == kf.TRIALS.kind for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def local_time(stamp: str) -> str:
+    """gcloud's ``createTime.date(tz=LOCAL)`` (jobs created in the same second share the work)."""
+    when = parse(stamp)
+    return when.astimezone().isoformat(timespec="seconds")[:19] if when else ""
+
+
+# -- --filter and --sort-by (the subset of gcloud's projections that job lists use) ---------------
+_TERM = re.compile(r"^(?P<key>[A-Za-z_][\w.\-/]*)\s*(?P<op>!=|=|:|<|>)\s*(?P<value>.*)$")
+_KEYS = {"state": "state", "status": "state", "jobid": "jobId", "job_id": "jobId", "createtime": "createTime"}
+
+
+def _field(v: JobView, key: str) -> str:
+    if key.startswith("labels."):
+        return str(v.labels.get(key[len("labels.") :], ""))
+    name = _KEYS.get(key.lower())
+    if name == "state":
+        return v.state.state
+    if name == "jobId":
+        return v.job_id
+    if name == "createTime":
+        return v.create_time
+    if key.startswith("trainingInput."):
+        value: Any = v.training_input
+        for part in key.split(".")[1:]:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        return "" if value is None else str(value)
+    raise UsageError(
+        f"--filter/--sort-by: unknown key {key!r} (state, jobId, createTime, labels.KEY, trainingInput.FIELD)"
+    )
+
+
+def compile_filter(expr: str | None) -> Callable[[JobView], bool]:
+    """``state=RUNNING AND labels.team:vision``: terms joined by AND (or spaces), each ``KEY OP VALUE``
+    with OP one of ``=``, ``!=``, ``:`` (contains, case-insensitive), ``<``, ``>``."""
+    if not expr or not expr.strip():
+        return lambda _v: True
+    terms = []
+    for raw in re.split(r"\s+AND\s+|\s+(?=[A-Za-z_][\w.\-/]*\s*(?:!=|=|:|<|>))", expr.strip()):
+        match = _TERM.match(raw.strip())
+        if not match:
+            raise UsageError(f"--filter: cannot read {raw!r} (expected KEY=VALUE, KEY:VALUE, KEY!=VALUE)")
+        terms.append((match["key"], match["op"], match["value"].strip().strip("'\"")))
+
+    def test(v: JobView) -> bool:
+        for key, op, want in terms:
+            have = _field(v, key)
+            ok = {
+                "=": have.lower() == want.lower(),
+                "!=": have.lower() != want.lower(),
+                ":": want.lower() in have.lower(),
+                "<": have < want,
+                ">": have > want,
+            }[op]
+            if not ok:
+                return False
+        return True
+
+    for key, _, _ in terms:  # unknown keys fail now, not on the first row
+        _field(JobView("", "", "", "", states.JobState(""), "", "", "", {}, {}), key)
+    return test
+
+
+def sort_views(views: list[JobView], sort_by: Sequence[str]) -> list[JobView]:
+    """gcloud's ``--sort-by=~createTime,jobId`` (``~`` reverses); newest first by default."""
+    keys = list(sort_by) or ["~createTime"]
+    for key in reversed(keys):
+        reverse = key.startswith("~")
+        name = key.lstrip("~")
+        views = sorted(views, key=functools.partial(_sort_key, name), reverse=reverse)
+    return views
+
+
+def _sort_key(name: str, v: JobView) -> str:
+    return _field(v, name)
+
+
+# -- describe --summarize --------------------------------------------------------------------------
+def summary_sections(
+    v: JobView, replicas: Sequence[tuple[str, str, str]]
+) -> list[tuple[str, list[str], list[list[str]]]]:
+    """gcloud's boxes of ``describe --summarize``: (title, headers, rows)."""
+    overview = [
+        [v.job_id, v.state.state, local_time(v.create_time), local_time(v.start_time), local_time(v.end_time)]
+    ]
+    ti = v.training_input
+    inputs = [
+        [
+            str(ti.get("scaleTier", "")),
+            str(ti.get("masterType", "")),
+            str(ti.get("workerCount", 0)),
+            str(ti.get("runtimeVersion", "")),
+            str(ti.get("pythonModule", "") or (ti.get("masterConfig") or {}).get("imageUri", "")),
+        ]
+    ]
+    sections = [
+        ("Job Overview", ["job_id", "state", "create_time", "start_time", "end_time"], overview),
+        (
+            "Training Input Summary",
+            ["scale_tier", "master_type", "worker_count", "runtime_version", "module_or_image"],
+            inputs,
+        ),
+    ]
+    if replicas:
+        sections.append(("Replicas", ["task", "phase", "reason"], [list(r) for r in replicas]))
+    if v.state.reason:
+        sections.append(("Why", ["state", "reason"], [[v.state.state, v.state.reason]]))
+    return sections
+
+
+def now_text() -> str:
+    return datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def task_name(pod: Mapping[str, Any], kind: str) -> str:
+    """gcloud's task name of a replica's Pod: ``master-replica-0``, ``worker-replica-2``, ``ps-replica-0``."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    rtype = str(labels.get(kf.LABEL_REPLICA_TYPE, "")).lower()
+    try:
+        index = int(labels.get(kf.LABEL_REPLICA_INDEX, 0))
+    except ValueError:
+        index = 0
+    if kind == kf.JAXJOB.resource.kind and rtype == "worker":
+        return "master-replica-0" if index == 0 else f"worker-replica-{index - 1}"
+    role = {"master": "master", "chief": "master", "launcher": "master", "ps": "ps"}.get(
+        rtype, rtype or "task"
+    )
+    return f"{role}-replica-{index}"

@@ -1,0 +1,122 @@
+"""Speed of `kubectl ai-platform` beside its peers (issue 5).
+
+Goals: `jobs submit training --dry-run=client -o yaml` under 0.5 s (median of 10 runs), and
+`jobs list -A` over 1,000 jobs within 1.5x of `kubectl get tfjobs -A` on the same server (median of 5).
+Run with `pytest tests/benchmarks/test_ai_platform_speed.py -s` to see the figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import subprocess
+import sysconfig
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from kaip.kube.client import Kube
+from kaip.resources import kinds
+from kaip.resources import kubeflow as kf
+from kaip_testbed import binaries
+from kaip_testbed.controlplane import ControlPlane
+
+pytestmark = pytest.mark.integration
+EXE = os.path.join(sysconfig.get_path("scripts"), "kubectl-ai_platform")
+JOBS = 1000
+NAMESPACES = 10
+
+
+def median_seconds(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
+    subprocess.run(argv, capture_output=True, check=True, env=env)  # warm caches once
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True, env=env)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def test_submit_dry_run_client_is_fast() -> None:
+    argv = [
+        EXE, "jobs", "submit", "training", "census_job", "--module-name=trainer.task",
+        "--packages=gs://bucket/trainer-0.1.tar.gz", "--scale-tier=standard-1", "--job-dir=gs://bucket/out",
+        "--framework=tensorflow", "--data=census=s3://datasets/census", "--credentials=aws-team",
+        "--dry-run=client", "-o", "yaml", "--", "--train-steps=1000",
+    ]  # fmt: skip
+    seconds = median_seconds(argv, 10)
+    print(f"\njobs submit training --dry-run=client -o yaml: median {seconds * 1000:.0f} ms (goal < 500 ms)")
+    assert seconds < 0.5
+
+
+def _installer() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "crds" / "install.py"
+    spec = importlib.util.spec_from_file_location("kaip_test_crds", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tfjob(name: str) -> dict[str, object]:
+    container = {"name": "tensorflow", "image": "registry.local/train:1", "args": ["--epochs=3"]}
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": {"name": name, "labels": {kf.LABEL_JOB_ID: name.replace("-", "_")}},
+        "spec": {
+            "runPolicy": {"cleanPodPolicy": "None"},
+            "tfReplicaSpecs": {
+                "Master": {
+                    "replicas": 1,
+                    "restartPolicy": "ExitCode",
+                    "template": {"spec": {"containers": [container]}},
+                },
+                "Worker": {
+                    "replicas": 2,
+                    "restartPolicy": "ExitCode",
+                    "template": {"spec": {"containers": [container]}},
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def thousand_jobs(admin_kube: Kube) -> Iterator[None]:
+    crds = _installer()
+    names = crds.install(admin_kube)
+    spaces = [f"bench-aip-{i}" for i in range(NAMESPACES)]
+    for ns in spaces:
+        admin_kube.create(kinds.NAMESPACES, {"metadata": {"name": ns}})
+
+    def make(i: int) -> None:
+        admin_kube.create(kf.TFJOBS, _tfjob(f"job-{i:04d}"), namespace=spaces[i % NAMESPACES])
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(make, range(JOBS)))
+        yield
+    finally:
+        for ns in spaces:
+            admin_kube.delete(kinds.NAMESPACES, ns, ignore_missing=True)
+        crds.remove(admin_kube, names)
+
+
+@pytest.mark.usefixtures("thousand_jobs")
+def test_jobs_list_keeps_up_with_kubectl(control_plane: ControlPlane) -> None:
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)}
+    listed = subprocess.run([EXE, "jobs", "list", "-A"], capture_output=True, text=True, check=True, env=env)
+    assert len(listed.stdout.splitlines()) == JOBS + 1
+    ours = median_seconds([EXE, "jobs", "list", "-A"], 5, env)
+    peer = median_seconds([binaries.path_of("kubectl"), "get", "tfjobs", "-A"], 5, env)
+    print(
+        f"\njobs list -A over {JOBS} jobs: median {ours * 1000:.0f} ms; kubectl get tfjobs -A: "
+        f"{peer * 1000:.0f} ms; ratio {ours / peer:.2f}x (goal < 1.5x)"
+    )
+    assert ours < 1.5 * peer

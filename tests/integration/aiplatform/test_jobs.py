@@ -1,0 +1,333 @@
+"""`jobs list/describe/cancel/update` with gcloud's states, against the real API server. The Training
+Operator is not running here, so the test plays its part: it creates the replicas' Pods (kwok runs
+them on a simulated node) and writes the job's status conditions, as the operator would."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaip.cli.app import run
+from kaip.commands.ai_platform import cli
+from kaip.kube.client import Kube
+from kaip.kube.errors import ApiError
+from kaip.resources import kinds
+from kaip.resources import kubeflow as kf
+from kaip_testbed.controlplane import ControlPlane
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kubeflow")]
+
+
+def ai(
+    capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str, *args: str
+) -> tuple[int, str, str]:
+    code = run(
+        cli, [*args, "--kubeconfig", str(kubeconfig), "-n", namespace], prog_name="kubectl ai-platform"
+    )
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="module")
+def node(kwok: ControlPlane, admin_kube: Kube) -> Iterator[str]:
+    name = "kwok-ai-platform"
+    admin_kube.delete(kinds.NODES, name, ignore_missing=True)
+    admin_kube.create(
+        kinds.NODES,
+        {
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"type": "kwok"},
+            },
+            "spec": {"taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]},
+            "status": {
+                "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+            },
+        },
+    )
+    wait_for(
+        lambda: any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (admin_kube.get(kinds.NODES, name).get("status") or {}).get("conditions", [])
+        )
+    )
+    yield name
+    admin_kube.delete(kinds.NODES, name, ignore_missing=True)
+
+
+def replica_pod(job: str, rtype: str, index: int, *, gated: bool = False) -> dict[str, Any]:
+    """A replica's Pod as the operator makes it: its labels, on the kwok node."""
+    spec: dict[str, Any] = {
+        "nodeSelector": {"type": "kwok"},
+        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "tensorflow", "image": "registry.local/train:1"}],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "imagenet"}}],
+    }
+    if gated:  # what the data loader's webhook does to a Pod whose PVC is not loaded yet
+        spec["schedulingGates"] = [{"name": "kaip.dev/data-preload"}]
+    labels = {kf.LABEL_JOB_NAME: job, kf.LABEL_REPLICA_TYPE: rtype, kf.LABEL_REPLICA_INDEX: str(index)}
+    if rtype == "master":
+        labels[kf.LABEL_JOB_ROLE] = "master"
+    return {"metadata": {"name": f"{job}-{rtype}-{index}", "labels": labels}, "spec": spec}
+
+
+PVS = kinds.core("persistentvolumes", "PersistentVolume", namespaced=False)
+
+
+def bind_volume(admin_kube: Kube, namespace: str, claim: str) -> None:
+    """A volume for the preload PVC (the cluster's provisioner would make one)."""
+    name = f"pv-{namespace}"[:63]
+    admin_kube.create(
+        PVS,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "capacity": {"storage": "100Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "hostPath": {"path": "/var/lib/kaip-test"},
+                "claimRef": {"namespace": namespace, "name": claim},
+                "persistentVolumeReclaimPolicy": "Delete",
+            },
+        },
+    )
+    wait_for(
+        lambda: (
+            (admin_kube.get(kinds.PVCS, claim, namespace=namespace).get("status") or {}).get("phase")
+            == "Bound"
+        )
+    )
+
+
+def set_conditions(kube: Kube, name: str, *types: str, message: str = "") -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    conditions = [
+        {
+            "type": t,
+            "status": "True",
+            "reason": f"TFJob{t}",
+            "message": message or t,
+            "lastTransitionTime": now,
+        }
+        for t in types
+    ]
+    kube.patch(
+        kf.TFJOBS, name, {"status": {"conditions": conditions, "startTime": now}}, subresource="status"
+    )
+
+
+def status_of(capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str) -> dict[str, str]:
+    code, out, err = ai(capsys, kubeconfig, namespace, "jobs", "list", "-o", "json")
+    assert code == 0, err
+    return {d["jobId"]: d["state"] for d in json.loads(out)["items"]}
+
+
+def running(kube: Kube, pod: str) -> bool:
+    return (kube.get(kinds.PODS, pod).get("status") or {}).get("phase") == "Running"
+
+
+def test_a_job_from_queued_to_cancelled(
+    capsys: pytest.CaptureFixture[str],
+    kubeconfig: Path,
+    namespace: str,
+    kube: Kube,
+    admin_kube: Kube,
+    node: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    code, _, err = ai(
+        capsys, kubeconfig, namespace, "jobs", "submit", "training", "mnist_run", "--master-image-uri=registry.local/train:1",
+        "--scale-tier=custom", "--master-machine-type=n1-standard-4", "--worker-count=1", "--worker-machine-type=n1-standard-4",
+        "--data=imagenet=s3://datasets/imagenet",
+    )  # fmt: skip
+    assert code == 0, err
+    assert status_of(capsys, kubeconfig, namespace) == {"mnist_run": "QUEUED"}
+    bind_volume(admin_kube, namespace, "imagenet")
+    request.addfinalizer(lambda: admin_kube.delete(PVS, f"pv-{namespace}"[:63], ignore_missing=True))
+
+    # The operator made the Pods; the master waits for its data (gated by the data loader).
+    set_conditions(kube, "mnist-run", "Created", "Running")
+    kube.create(kinds.PODS, replica_pod("mnist-run", "master", 0, gated=True))
+    kube.create(kinds.PODS, replica_pod("mnist-run", "worker", 0))
+    wait_for(lambda: running(kube, "mnist-run-worker-0"))
+    code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "list", "-o", "wide")
+    header, row = out.splitlines()
+    assert header.split() == ["JOB_ID", "STATUS", "CREATED", "KIND", "NAME", "REASON"]
+    assert row.split()[:2] == ["mnist_run", "PREPARING"]
+    assert "mnist-run-master-0 waits for its data to be loaded (imagenet)" in row
+
+    code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "describe", "mnist_run", "--summarize")
+    assert (
+        "waits for its data to be loaded" in out and "master-replica-0" in out and "worker-replica-0" in out
+    )
+
+    # The data is loaded: the gate goes, the scheduler places the master, kwok runs it.
+    kube.patch(
+        kinds.PODS, "mnist-run-master-0", [{"op": "remove", "path": "/spec/schedulingGates"}], kind="json"
+    )
+    wait_for(lambda: running(kube, "mnist-run-master-0"))
+    assert status_of(capsys, kubeconfig, namespace) == {"mnist_run": "RUNNING"}
+
+    code, _, err = ai(capsys, kubeconfig, namespace, "jobs", "cancel", "mnist_run")
+    assert code == 0, err
+    job = kube.get(kf.TFJOBS, "mnist-run")
+    assert job["spec"]["runPolicy"]["suspend"] is True
+    assert status_of(capsys, kubeconfig, namespace) == {"mnist_run": "CANCELLING"}
+
+    # The operator deletes the Pods of a suspended job; the record stays.
+    for pod in ("mnist-run-master-0", "mnist-run-worker-0"):
+        kube.delete(kinds.PODS, pod, propagation="Background")
+    wait_for(lambda: not kube.list(kinds.PODS)["items"])
+    set_conditions(kube, "mnist-run", "Created", "Suspended")
+    code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "describe", "mnist_run")
+    assert "state: CANCELLED" in out and "errorMessage: cancelled by user" in out
+
+    code, _, err = ai(capsys, kubeconfig, namespace, "jobs", "cancel", "mnist_run")
+    assert code == 0 and "Job [mnist_run] is already CANCELLED; nothing to cancel." in err
+
+
+def test_list_filters_sorts_and_labels(
+    capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str, kube: Kube
+) -> None:
+    for job in ("alpha_one", "beta_two", "gamma_three"):
+        code, _, err = ai(
+            capsys,
+            kubeconfig,
+            namespace,
+            "jobs",
+            "submit",
+            "training",
+            job,
+            "--master-image-uri=i",
+            "--framework=pytorch" if job == "beta_two" else "--framework=tensorflow",
+        )
+        assert code == 0, err
+        time.sleep(1.1)  # distinct creation times
+    set_conditions(kube, "alpha-one", "Created", "Succeeded")
+    kube.patch(
+        kf.PYTORCHJOBS,
+        "beta-two",
+        {
+            "status": {
+                "conditions": [{"type": "Failed", "status": "True", "message": "master exited with code 1"}]
+            }
+        },
+        subresource="status",
+    )
+
+    code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "list")
+    rows = [line.split()[:2] for line in out.splitlines()[1:]]
+    assert rows == [
+        ["gamma_three", "QUEUED"],
+        ["beta_two", "FAILED"],
+        ["alpha_one", "SUCCEEDED"],
+    ]  # newest first
+
+    code, out, _ = ai(
+        capsys, kubeconfig, namespace, "jobs", "list", "--sort-by=jobId", "--limit=2", "-o", "name"
+    )
+    assert out.split() == ["alpha_one", "beta_two"]
+    code, out, _ = ai(
+        capsys, kubeconfig, namespace, "jobs", "list", "--filter=state!=QUEUED AND jobId:a", "-o", "name"
+    )
+    assert out.split() == ["beta_two", "alpha_one"]
+
+    code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "describe", "beta_two", "-o", "json")
+    doc = json.loads(out)
+    assert doc["state"] == "FAILED" and doc["errorMessage"] == "master exited with code 1"
+    assert doc["kubernetes"]["kind"] == "PyTorchJob"
+
+    assert (
+        ai(
+            capsys,
+            kubeconfig,
+            namespace,
+            "jobs",
+            "update",
+            "gamma_three",
+            "--update-labels=team=vision,tier=gold",
+        )[0]
+        == 0
+    )
+    assert ai(capsys, kubeconfig, namespace, "jobs", "update", "gamma_three", "--remove-labels=tier")[0] == 0
+    labels = kube.get(kf.TFJOBS, "gamma-three")["metadata"]["labels"]
+    assert labels["team"] == "vision" and "tier" not in labels
+    assert labels[kf.LABEL_JOB_ID] == "gamma_three"  # ours survive
+    code, out, _ = ai(
+        capsys, kubeconfig, namespace, "jobs", "list", "--filter=labels.team=vision", "-o", "name"
+    )
+    assert out.split() == ["gamma_three"]
+    assert ai(capsys, kubeconfig, namespace, "jobs", "update", "gamma_three", "--clear-labels")[0] == 0
+    assert "team" not in kube.get(kf.TFJOBS, "gamma-three")["metadata"]["labels"]
+
+    code, _, err = ai(capsys, kubeconfig, namespace, "jobs", "describe", "no_such_job")
+    assert code == 1 and f"job no_such_job not found in namespace {namespace}" in err
+
+
+def _finish_later(kube: Kube, name: str, condition: str, message: str) -> threading.Thread:
+    def finish() -> None:
+        time.sleep(1.5)
+        set_conditions(kube, name, "Created", condition, message=message)
+
+    thread = threading.Thread(target=finish, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_stream_logs_ends_with_the_job_and_submit_reports_its_outcome(
+    capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str, kube: Kube
+) -> None:
+    assert (
+        ai(capsys, kubeconfig, namespace, "jobs", "submit", "training", "waited", "--master-image-uri=i")[0]
+        == 0
+    )
+    thread = _finish_later(kube, "waited", "Succeeded", "done")
+    code, _, err = ai(capsys, kubeconfig, namespace, "jobs", "stream-logs", "waited", "--polling-interval=1")
+    thread.join()
+    assert code == 0, err
+
+    # --stream-logs: exit 1 unless the job ends SUCCEEDED (a PyTorchJob, to follow any kind).
+    failed = {"status": {"conditions": [{"type": "Failed", "status": "True", "message": "exit 1"}]}}
+
+    def fail_it() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                kube.patch(kf.PYTORCHJOBS, "doomed", failed, subresource="status")
+                return
+            except ApiError:  # not created yet, or the server's cache of the new CRD still warming up
+                time.sleep(0.5)
+
+    failing = threading.Thread(target=fail_it, daemon=True)
+    failing.start()
+    code, _, err = ai(
+        capsys,
+        kubeconfig,
+        namespace,
+        "jobs",
+        "submit",
+        "training",
+        "doomed",
+        "--framework=pytorch",
+        "--master-image-uri=i",
+        "--stream-logs",
+    )
+    failing.join()
+    assert code == 1
+    assert "Job [doomed] submitted successfully." in err
