@@ -1,0 +1,118 @@
+"""``kaip-webhook``: the admission webhook process.
+
+Start-up: read the flags, connect to the API server (in-cluster service account unless
+``--kubeconfig``), get a serving certificate (files, or the self-managed CA), start the watch caches,
+serve HTTPS. Background tasks reload the certificate when its files change, renew a self-issued one,
+and keep the webhook configurations' caBundle. SIGTERM stops serving gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from kaip.errors import KaipError
+from kaip.kube import connect
+from kaip.kube.client import Kube
+from kaip.kube.config import ClusterTarget
+from kaip_incluster.server import cache, certs, config
+from kaip_incluster.server.cabundle import SelfManagedCA
+from kaip_incluster.server.handlers import State, build_app
+from kaip_incluster.server.metrics import Metrics
+from kaip_incluster.server.tls import ReloadingContext
+
+log = logging.getLogger("kaip.webhook")
+
+
+async def _every(seconds: float, work: Callable[[], object], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.run_in_executor(None, work)
+        except KaipError as exc:
+            log.warning("%s failed: %s", what, exc.message)
+        await asyncio.sleep(seconds)
+
+
+def _tls_step(tls: ReloadingContext, ca: SelfManagedCA | None, state: State) -> None:
+    if ca is not None:
+        ca.ensure_serving()
+    before = tls.reloads
+    tls.reload()
+    if tls.reloads > before:
+        state.metrics.cert_reloads.inc(tls.reloads - before)
+
+
+async def _serve(
+    settings: config.Settings, state: State, tls: ReloadingContext, ca: SelfManagedCA | None
+) -> None:
+    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls.context, backlog=1024)
+    await site.start()
+    log.info("serving HTTPS on %s:%d", settings.host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(_every(settings.reload_interval, lambda: _tls_step(tls, ca, state), "TLS"))]
+    if ca is not None:
+        configurations = settings.configurations
+        tasks.append(
+            asyncio.create_task(
+                _every(settings.cabundle_interval, lambda: ca.sync_bundles(configurations), "caBundle")
+            )
+        )
+    await stop.wait()
+    log.info("stopping")
+    state.tls_loaded = False  # readiness drops first, so the Service stops sending new reviews
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await runner.cleanup()
+
+
+def _start(settings: config.Settings) -> tuple[State, ReloadingContext, SelfManagedCA | None, Kube]:
+    kube = connect(ClusterTarget(kubeconfig=settings.kubeconfig, request_timeout=10))
+    state = State(metrics=Metrics())
+    cert_file, key_file = settings.cert_file, settings.key_file
+    ca: SelfManagedCA | None = None
+    if settings.self_managed_ca:
+        ca = SelfManagedCA(kube, settings)
+        ca.load_or_create_ca()
+        ca.ensure_serving()
+        cert_file, key_file = str(ca.cert_path), str(ca.key_path)
+
+    def loaded(pem: bytes) -> None:
+        state.metrics.cert_expiry.set(certs.not_after(pem).timestamp())
+
+    tls = ReloadingContext(cert_file, key_file, on_load=loaded)
+    state.tls_loaded = True
+    state.secrets = cache.secrets_cache(kube)
+    state.service_accounts = cache.service_accounts_cache(kube)
+    state.secrets.start()
+    state.service_accounts.start()
+    return state, tls, ca, kube
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        settings = config.parse(argv)
+    except KaipError as exc:
+        logging.basicConfig(format="%(message)s")
+        log.error("%s", exc.message)
+        return int(exc.exit_code)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        state, tls, ca, _ = _start(settings)
+        asyncio.run(_serve(settings, state, tls, ca))
+    except KaipError as exc:
+        log.error("%s", exc.message)
+        return int(exc.exit_code)
+    return 0
