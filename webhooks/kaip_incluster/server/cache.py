@@ -21,6 +21,7 @@ from kaip.resources import credentials as cr
 from kaip.resources import kinds
 from kaip.resources.kinds import Resource
 from kaip_incluster.admission.pods import SecretInfo, ServiceAccountInfo
+from kaip_incluster.admission.preload_gate import ClaimState, claim_state
 from kaip_incluster.admission.secrets import key_names
 
 if TYPE_CHECKING:
@@ -207,3 +208,8 @@ def secrets_cache(kube: Kube) -> WatchCache[SecretInfo]:
 
 def service_accounts_cache(kube: Kube) -> WatchCache[ServiceAccountInfo]:
     return WatchCache(kube, kinds.SERVICEACCOUNTS, strip_service_account)
+
+
+def claims_cache(kube: Kube) -> WatchCache[ClaimState]:
+    """Every PVC reduced to two flags (asks for a preload, is loaded): what the preload gate needs."""
+    return WatchCache(kube, kinds.PVCS, claim_state)

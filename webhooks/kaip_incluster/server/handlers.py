@@ -23,7 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from kaip_incluster.admission import inject, review
 from kaip_incluster.admission.errors import MalformedReview
 from kaip_incluster.admission.mutators import MUTATORS
-from kaip_incluster.admission.pods import PodContext, SecretInfo, ServiceAccountInfo, mutate_pod
+from kaip_incluster.admission.pods import Mutator, PodContext, SecretInfo, ServiceAccountInfo, mutate_pod
+from kaip_incluster.admission.preload_gate import ClaimState, preload_gate
 from kaip_incluster.admission.secrets import key_names, validate_secret
 from kaip_incluster.server.cache import CacheMiss, WatchCache
 from kaip_incluster.server.metrics import Metrics
@@ -44,11 +45,19 @@ class State:
     metrics: Metrics
     secrets: WatchCache[SecretInfo] | None = None
     service_accounts: WatchCache[ServiceAccountInfo] | None = None
+    claims: WatchCache[ClaimState] | None = None
     tls_loaded: bool = False
 
     def ready(self) -> bool:
-        caches = [c for c in (self.secrets, self.service_accounts) if c is not None]
-        return self.tls_loaded and len(caches) == 2 and all(c.synced.is_set() for c in caches)
+        caches = [c for c in (self.secrets, self.service_accounts, self.claims) if c is not None]
+        return self.tls_loaded and len(caches) == 3 and all(c.synced.is_set() for c in caches)
+
+    def mutators(self) -> tuple[Mutator, ...]:
+        """Credentials injection, then the data-preload gate (PVC state from the cache only: a PVC
+        the cache does not know gates the Pod, and the data-loader controller releases it)."""
+        if self.claims is None:
+            return MUTATORS
+        return (*MUTATORS, preload_gate(self.claims.get))
 
 
 STATE: web.AppKey[State] = web.AppKey("state", State)
@@ -97,7 +106,7 @@ async def _decide_pod(req: review.AdmissionRequest, state: State) -> tuple[revie
         context = await _context(req, pod, state)
     except CacheMiss as exc:
         return review.Verdict(allowed=False, code=503, message=f"kaip credentials webhook: {exc.message}"), {}
-    verdict = mutate_pod(pod, context, mutators=MUTATORS)
+    verdict = mutate_pod(pod, context, mutators=state.mutators())
     if verdict.patch:
         state.metrics.patched.inc()
     return verdict, {"patchOps": len(verdict.patch)}

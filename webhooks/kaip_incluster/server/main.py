@@ -96,8 +96,10 @@ def _start(settings: config.Settings) -> tuple[State, ReloadingContext, SelfMana
     state.tls_loaded = True
     state.secrets = cache.secrets_cache(kube)
     state.service_accounts = cache.service_accounts_cache(kube)
+    state.claims = cache.claims_cache(kube)
     state.secrets.start()
     state.service_accounts.start()
+    state.claims.start()
     return state, tls, ca, kube
 
 
