@@ -11,6 +11,7 @@ import sysconfig
 import time
 
 import pytest
+
 from kaip_testbed import binaries
 
 RUNS = 10

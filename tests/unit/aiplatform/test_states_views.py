@@ -210,5 +210,3 @@ def test_document_is_gclouds_job() -> None:
     assert doc["jobId"] == "j" and doc["state"] == "FAILED" and doc["errorMessage"] == "exit 1"
     assert doc["createTime"] == "2026-01-02T03:04:05Z"
     assert doc["kubernetes"] == {"kind": "TFJob", "name": "j", "namespace": "ns"}
-
-
