@@ -1,0 +1,141 @@
+"""What every store offers: list under a prefix, read a byte range with retries, published checksums."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from kaip.storage.checksums import Expected
+from kaip.storage.errors import StorageError, TransferFailed
+from kaip.storage.retry import Retryable, RetryCounter, RetryPolicy, call
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object of a listing. ``version`` is what pins the content (S3 ETag, GCS generation)."""
+
+    key: str
+    size: int
+    version: str
+    mtime: float = 0.0
+    #: Checksums the listing already published (GCS crc32c/md5; S3 lists none).
+    published: tuple[Expected, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where and as whom to connect; ``None`` fields come from the standard environment variables."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    #: A service-account key file for GCS (GOOGLE_APPLICATION_CREDENTIALS otherwise).
+    gcp_key_file: str | None = None
+    #: Skip credentials entirely (public buckets).
+    anonymous: bool = False
+    max_connections: int = 64
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A streaming answer to a ranged GET."""
+
+    chunks: Iterator[bytes]
+    close: Callable[[], None]
+    #: Checksums the answer carried (S3 ``x-amz-checksum-*``; only for whole-object reads).
+    checksums: tuple[Expected, ...] = ()
+
+
+class Store(abc.ABC):
+    """One object store (S3 or GCS). Thread-safe: one instance serves every worker."""
+
+    scheme: str = ""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.counter = RetryCounter()
+
+    # -- what a backend implements -----------------------------------------------------------
+    @abc.abstractmethod
+    def _list_page(self, bucket: str, prefix: str, token: str | None) -> tuple[list[ObjectInfo], str | None]:
+        """One page of the listing; raise :class:`Retryable` for what may pass."""
+
+    @abc.abstractmethod
+    def _open(self, bucket: str, obj: ObjectInfo, *, offset: int, length: int) -> Opened:
+        """Start a GET of ``length`` bytes at ``offset`` pinned to ``obj.version``."""
+
+    @abc.abstractmethod
+    def _stream_error(self, exc: Exception, *, bucket: str, key: str) -> Retryable | None:
+        """Classify an error raised while reading a body (connection reset...)."""
+
+    def stat_checksums(self, bucket: str, obj: ObjectInfo) -> tuple[Expected, ...]:
+        """Checksums of the whole object, asked separately (S3 HEAD); listing ones by default."""
+        return obj.published
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    # -- shared behaviour ----------------------------------------------------------------------
+    def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        token: str | None = None
+        while True:
+            page, token = call(
+                lambda t=token: self._list_page(bucket, prefix, t),  # type: ignore[misc]
+                policy=self.config.retry,
+                counter=self.counter,
+            )
+            yield from page
+            if not token:
+                return
+
+    def read(
+        self,
+        bucket: str,
+        obj: ObjectInfo,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        write: Callable[[bytes], None],
+        on_open: Callable[[tuple[Expected, ...]], None] | None = None,
+    ) -> None:
+        """Stream a range of ``obj`` to ``write``; a broken stream resumes where it stopped.
+
+        ``on_open`` receives, before the first byte, the checksums the first answer carried.
+        """
+        total = obj.size - offset if length is None else length
+        done = 0
+        opened_once = False
+
+        def attempt() -> None:
+            nonlocal done, opened_once
+            opened = self._open(bucket, obj, offset=offset + done, length=total - done)
+            if not opened_once:
+                opened_once = True
+                if on_open is not None:
+                    on_open(opened.checksums)
+            try:
+                for chunk in opened.chunks:
+                    write(chunk)
+                    done += len(chunk)
+            except StorageError:
+                raise
+            except Exception as exc:
+                retry = self._stream_error(exc, bucket=bucket, key=obj.key)
+                if retry is None:
+                    raise
+                raise retry from exc
+            finally:
+                opened.close()
+            if done != total:
+                where = f"{self.scheme}://{bucket}/{obj.key}"
+                raise Retryable(TransferFailed(f"{where}: the answer ended after {done} of {total} bytes"))
+
+        if total > 0:
+            call(attempt, policy=self.config.retry, counter=self.counter)
+        elif on_open is not None:
+            on_open(())

@@ -1,0 +1,195 @@
+"""A small HTTP/1.1 client for the object-store data path: one keep-alive connection, bodies read as
+they arrive (Content-Length, chunked, or until close).
+
+Why not http.client: it parses every header block with the email package, about 0.4 ms of CPU per
+answer, which is a third of the cost of fetching a small object. This reads only what S3 and GCS send.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+
+MAX_LINE = 65536
+MAX_HEADERS = 200
+LARGE_READ = 256 * 1024
+
+
+class WireError(OSError):
+    """The connection broke or the server spoke something we cannot read; the caller may retry."""
+
+
+class Response:
+    def __init__(self, conn: Connection, status: int, headers: dict[str, str], *, head: bool) -> None:
+        self._conn = conn
+        self.status = status
+        self.headers = headers
+        self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = headers.get("content-length")
+        self._left: int | None = None if self._chunked else (int(length) if length is not None else None)
+        if head or status in (204, 304) or 100 <= status < 200:
+            self._left = 0
+            self._chunked = False
+        self._chunk_left = 0
+        self.complete = self._left == 0
+        self._reusable = headers.get("connection", "").lower() != "close" and (
+            self._left is not None or self._chunked
+        )
+        if self.complete:
+            self._finish()
+
+    def getheader(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def _finish(self) -> None:
+        self.complete = True
+        self._conn._released(reusable=self._reusable)
+
+    def read(self, amount: int) -> bytes:
+        """Up to ``amount`` bytes of the body; b"" at its end. A body cut short raises WireError."""
+        if self.complete:
+            return b""
+        rfile = self._conn.rfile
+        assert rfile is not None
+        if self._chunked:
+            return self._read_chunked(rfile, amount)
+        want = amount if self._left is None else min(amount, self._left)
+        # Whole chunks of a large body (fewer writes and GIL hand-offs); what arrived for a small one.
+        data = (rfile.read(want) if want >= LARGE_READ else rfile.read1(want)) if want else b""
+        if not data:
+            if self._left is None:  # body delimited by the close
+                self._reusable = False
+                self._finish()
+                return b""
+            self._conn.close()
+            raise WireError(f"the body ended {self._left} bytes early")
+        if self._left is not None:
+            self._left -= len(data)
+            if self._left == 0:
+                self._finish()
+        return data
+
+    def _read_chunked(self, rfile: io.BufferedReader, amount: int) -> bytes:
+        if self._chunk_left == 0:
+            line = rfile.readline(MAX_LINE)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError as exc:
+                self._conn.close()
+                raise WireError("a chunk size that is not hex") from exc
+            if size == 0:
+                while rfile.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                self._finish()
+                return b""
+            self._chunk_left = size
+        data = rfile.read(min(amount, self._chunk_left))
+        if not data:
+            self._conn.close()
+            raise WireError("the chunked body ended early")
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0:
+            rfile.readline(MAX_LINE)  # the CRLF after each chunk
+        return data
+
+    def read_all(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            data = self.read(1 << 20)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        while True:
+            data = self.read(size)
+            if not data:
+                return
+            yield data
+
+    def abandon(self) -> None:
+        """Stop reading: the connection cannot carry another request."""
+        if not self.complete:
+            self._conn.close()
+            self.complete = True
+
+
+class Connection:
+    """One connection to ``host:port``, reopened on demand. Not thread-safe: one per thread."""
+
+    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None, timeout: float) -> None:
+        self.host, self.port, self.tls, self.timeout = host, port, tls, timeout
+        self.sock: socket.socket | None = None
+        self.rfile: io.BufferedReader | None = None
+        self._busy = False
+
+    def _open(self) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        self.sock = sock
+        self.rfile = io.BufferedReader(socket.SocketIO(sock, "rb"), MAX_LINE)
+
+    def close(self) -> None:
+        if self.rfile is not None:
+            self.rfile.close()
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = self.rfile = None
+        self._busy = False
+
+    def _released(self, *, reusable: bool) -> None:
+        self._busy = False
+        if not reusable:
+            self.close()
+
+    def request(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+        """Send a request without a body and read the status line and headers."""
+        if self._busy:  # the previous body was not read to its end
+            self.close()
+        fresh = self.sock is None
+        if fresh:
+            self._open()
+        lines = [f"{method} {target} HTTP/1.1"]
+        lines.extend(f"{k}: {v}" for k, v in headers.items())
+        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            assert self.sock is not None
+            self.sock.sendall(payload)
+            return self._read_head(method)
+        except (OSError, ValueError) as exc:
+            self.close()
+            if fresh or not isinstance(exc, (ConnectionError, WireError)):
+                raise
+            # A keep-alive connection the server had closed: one fresh try is always safe for GET/HEAD.
+            self._open()
+            assert self.sock is not None
+            self.sock.sendall(payload)
+            return self._read_head(method)
+
+    def _read_head(self, method: str) -> Response:
+        rfile = self.rfile
+        assert rfile is not None
+        line = rfile.readline(MAX_LINE)
+        if not line:
+            raise WireError("the server closed the connection before answering")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise WireError(f"not an HTTP answer: {line[:40]!r}")
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADERS):
+            raw = rfile.readline(MAX_LINE)
+            if raw in (b"\r\n", b"\n"):
+                break
+            if not raw:
+                raise WireError("the server closed the connection in the headers")
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        else:
+            raise WireError("too many headers")
+        self._busy = True
+        return Response(self, status, headers, head=method == "HEAD")

@@ -1,0 +1,348 @@
+"""The thin loop: watches feed a queue of keys; one worker reads fresh state, decides, acts.
+
+Watches (PVCs, loader Jobs and their Pods, gated Pods) only say *which* object to look at; the
+worker reads the object again from the API before deciding, so a decision never rests on a stale
+cache. Work is serial (one worker): simple, and the API calls are few per object. A temporary
+error (409, 5xx, unreachable) puts the key back after a delay; a periodic resync catches anything
+a broken watch missed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from kaip.errors import KaipError
+from kaip.preload import jobs
+from kaip.resources import kinds
+from kaip.resources import preload as names
+from kaip.resources.kinds import Resource
+from kaip_incluster.controller import gates
+from kaip_incluster.controller.conditions import status_patch
+from kaip_incluster.controller.events import event
+from kaip_incluster.controller.reconcile import (
+    Action,
+    CreateJob,
+    DeleteJob,
+    Emit,
+    EnsureAccess,
+    Observed,
+    RecordDigest,
+    SetCondition,
+    reconcile,
+)
+from kaip_incluster.controller.workqueue import Metrics, Queue
+
+if TYPE_CHECKING:
+    from kaip.kube.client import Kube
+
+log = logging.getLogger(__name__)
+
+ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+_BY_KIND = {"ServiceAccount": kinds.SERVICEACCOUNTS, "Role": ROLES, "RoleBinding": ROLEBINDINGS}
+FIELD_MANAGER = "kaip-data-loader"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Settings:
+    config: jobs.LoaderConfig = field(default_factory=jobs.LoaderConfig)
+    namespace: str | None = None  # None: every namespace
+    identity: str = "kaip-controller"
+    resync_seconds: float = 60.0
+    retry_seconds: float = 2.0
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: Settings, *, acting: Callable[[], bool] = lambda: True) -> None:
+        self.kube, self.settings, self.acting = kube, settings, acting
+        self.queue = Queue()
+        self.metrics = Metrics()
+        self.synced = threading.Event()
+        self._gated: dict[tuple[str, str], list[str]] = {}  # gated Pod -> PVCs it mounts
+        self._pod_events: dict[str, tuple[str, str]] = {}  # Pod uid -> last (reason, message) told
+        self._preload: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    # -- watches -------------------------------------------------------------------------------
+    def _scope(self) -> dict[str, Any]:
+        ns = self.settings.namespace
+        return {"namespace": ns} if ns else {"all_namespaces": True}
+
+    def _watch(
+        self,
+        resource: Resource,
+        handle: Callable[[str, Mapping[str, Any]], None],
+        *,
+        stop: threading.Event,
+        selector: str | None = None,
+        on_listed: Callable[[], None] | None = None,
+    ) -> None:
+        from kaip.kube.errors import ApiError
+
+        while not stop.is_set():
+            try:
+                listing = self.kube.list(resource, label_selector=selector, **self._scope())
+                for item in listing.get("items") or ():
+                    handle("ADDED", item)
+                if on_listed is not None:
+                    on_listed()
+                version = (listing.get("metadata") or {}).get("resourceVersion")
+                while not stop.is_set():
+                    for kind, obj in self.kube.watch(
+                        resource,
+                        label_selector=selector,
+                        resource_version=version,
+                        timeout_seconds=240,
+                        **self._scope(),
+                    ):
+                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                        if kind != "BOOKMARK":
+                            handle(kind, obj)
+            except ApiError as exc:
+                if exc.status != 410:
+                    log.warning("watch of %s: %s", resource.plural, exc.message)
+                    stop.wait(1.0)
+            except KaipError as exc:
+                log.warning("watch of %s: %s", resource.plural, exc.message)
+                stop.wait(1.0)
+
+    def _on_pvc(self, kind: str, pvc: Mapping[str, Any]) -> None:
+        meta = pvc.get("metadata") or {}
+        ns, name = str(meta.get("namespace")), str(meta.get("name"))
+        preload = names.ANNOTATION_SOURCE in (meta.get("annotations") or {})
+        with self._lock:
+            # A PVC that loses its annotation is looked at once more: its running load is stopped.
+            was = (ns, name) in self._preload
+            if preload and kind != "DELETED":
+                self._preload.add((ns, name))
+            else:
+                self._preload.discard((ns, name))
+        if preload or was:
+            self.queue.add(("pvc", ns, name))
+        with self._lock:
+            waiting = [pod for (pns, pod), claims in self._gated.items() if pns == ns and name in claims]
+        for pod in waiting:
+            self.queue.add(("pod", ns, pod))
+
+    def _on_loader(self, kind: str, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        owner = next(
+            (o for o in meta.get("ownerReferences") or () if o.get("kind") == "PersistentVolumeClaim"), None
+        )
+        pvc = owner["name"] if owner else (meta.get("labels") or {}).get(names.LABEL_PVC)
+        if pvc:
+            self.queue.add(("pvc", str(meta.get("namespace")), str(pvc)))
+
+    def _on_pod(self, kind: str, pod: Mapping[str, Any]) -> None:
+        meta = pod.get("metadata") or {}
+        ns, name = str(meta.get("namespace")), str(meta.get("name"))
+        labels = meta.get("labels") or {}
+        if labels.get(names.LABEL_COMPONENT) == names.COMPONENT_LOADER and labels.get(names.LABEL_PVC):
+            self.queue.add(("pvc", ns, str(labels[names.LABEL_PVC])))
+            return
+        with self._lock:
+            if kind != "DELETED" and gates.gate_index(pod) is not None:
+                self._gated[(ns, name)] = gates.claim_names(pod)
+                queued = True
+            else:
+                self._gated.pop((ns, name), None)
+                self._pod_events.pop(str(meta.get("uid")), None)
+                queued = False
+        if queued:
+            self.queue.add(("pod", ns, name))
+
+    def start(self, stop: threading.Event) -> list[threading.Thread]:
+        listed = {"pvcs": threading.Event(), "pods": threading.Event()}
+        loader = f"{names.LABEL_COMPONENT}={names.COMPONENT_LOADER}"
+        specs = [
+            (kinds.PVCS, self._on_pvc, None, listed["pvcs"].set),
+            (kinds.JOBS, self._on_loader, loader, None),
+            (kinds.PODS, self._on_pod, None, listed["pods"].set),
+        ]
+        threads = [
+            threading.Thread(
+                target=self._watch,
+                args=(res, handle),
+                kwargs={"stop": stop, "selector": sel, "on_listed": done},
+                daemon=True,
+                name=f"watch-{res.plural}",
+            )
+            for res, handle, sel, done in specs
+        ]
+        threads.append(threading.Thread(target=self._resync, args=(stop,), daemon=True, name="resync"))
+        for thread in threads:
+            thread.start()
+
+        def ready() -> None:
+            for flag in listed.values():
+                flag.wait()
+            self.synced.set()
+
+        threading.Thread(target=ready, daemon=True, name="synced").start()
+        return threads
+
+    def _resync(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.resync_seconds):
+            try:
+                for pvc in self.kube.list_all(kinds.PVCS, **self._scope()):
+                    self._on_pvc("RESYNC", pvc)
+            except KaipError as exc:
+                log.warning("resync: %s", exc.message)
+            with self._lock:
+                keys = list(self._gated)
+            for ns, pod in keys:
+                self.queue.add(("pod", ns, pod))
+
+    # -- the worker ----------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None or not self.acting():
+                if key is not None:
+                    self.queue.add(key, after=self.settings.retry_seconds)
+                continue
+            self.metrics.reconciles += 1
+            try:
+                if key[0] == "pvc":
+                    self.sync_pvc(key[1], key[2])
+                else:
+                    self.sync_pod(key[1], key[2])
+            except KaipError as exc:
+                self.metrics.errors += 1
+                log.warning("%s %s/%s: %s", key[0], key[1], key[2], exc.message)
+                self.queue.add(key, after=self.settings.retry_seconds)
+
+    def _get(self, resource: Resource, ns: str, name: str) -> dict[str, Any] | None:
+        from kaip.kube.errors import NotFound
+
+        try:
+            return self.kube.get(resource, name, namespace=ns)
+        except NotFound:
+            return None
+
+    def observe(self, ns: str, name: str) -> Observed | None:
+        pvc = self._get(kinds.PVCS, ns, name)
+        if pvc is None:
+            return None
+        pvc.setdefault("apiVersion", "v1")
+        pvc.setdefault("kind", "PersistentVolumeClaim")
+        uid = (pvc.get("metadata") or {}).get("uid")
+        loaders = self.kube.list(
+            kinds.JOBS, namespace=ns, label_selector=f"{names.LABEL_PVC}={jobs.pvc_label(name)}"
+        )
+        owned = [
+            j
+            for j in loaders.get("items") or ()
+            if any(o.get("uid") == uid for o in (j.get("metadata") or {}).get("ownerReferences") or ())
+        ]
+        pods: list[dict[str, Any]] = []
+        for job in owned:
+            found = self.kube.list(
+                kinds.PODS, namespace=ns, label_selector=f"{JOB_NAME_LABEL}={job['metadata']['name']}"
+            )
+            pods.extend(found.get("items") or ())
+        return Observed(pvc=pvc, jobs=owned, pods=pods)
+
+    def sync_pvc(self, ns: str, name: str) -> None:
+        observed = self.observe(ns, name)
+        if observed is None:
+            return
+        self.apply(observed.pvc, reconcile(observed, config=self.settings.config))
+
+    def apply(self, pvc: Mapping[str, Any], actions: Iterable[Action]) -> None:
+        from kaip.kube.errors import Conflict
+
+        meta = pvc.get("metadata") or {}
+        ns, name = str(meta["namespace"]), str(meta["name"])
+        for action in actions:
+            if isinstance(action, EnsureAccess):
+                for obj in action.objects:
+                    with contextlib.suppress(Conflict):  # already there (made by an earlier run)
+                        self.kube.create(
+                            _BY_KIND[str(obj["kind"])], obj, namespace=ns, field_manager=FIELD_MANAGER
+                        )
+            elif isinstance(action, CreateJob):
+                try:
+                    self.kube.create(kinds.JOBS, action.manifest, namespace=ns, field_manager=FIELD_MANAGER)
+                    self.metrics.jobs_created += 1
+                    log.info("created Job %s/%s for PVC %s", ns, action.manifest["metadata"]["name"], name)
+                except Conflict:
+                    pass  # made by an earlier run that died before writing the condition
+            elif isinstance(action, DeleteJob):
+                self.kube.delete(
+                    kinds.JOBS,
+                    action.name,
+                    namespace=ns,
+                    propagation="Background",
+                    ignore_missing=True,
+                    preconditions={"uid": action.uid},
+                )
+            elif isinstance(action, SetCondition):
+                patch = status_patch(action.condition, now=_now(), transition=action.transition)
+                self.kube.patch(
+                    kinds.PVCS,
+                    name,
+                    patch,
+                    namespace=ns,
+                    kind="strategic",
+                    subresource="status",
+                    field_manager=FIELD_MANAGER,
+                )
+            elif isinstance(action, RecordDigest):
+                patch = {"metadata": {"annotations": {names.ANNOTATION_LOADED_DIGEST: action.digest}}}
+                self.kube.patch(kinds.PVCS, name, patch, namespace=ns, field_manager=FIELD_MANAGER)
+            elif isinstance(action, Emit):
+                self._emit(pvc, action.type, action.reason, action.message)
+
+    def _emit(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        body = event(
+            obj, type_=type_, reason=reason, message=message, now=_now(), instance=self.settings.identity
+        )
+        try:
+            self.kube.create(
+                kinds.EVENTS,
+                body,
+                namespace=str((obj.get("metadata") or {}).get("namespace")),
+                field_manager=FIELD_MANAGER,
+            )
+        except KaipError as exc:  # an Event is worth a log line, never a failed reconcile
+            log.warning("event %s not recorded: %s", reason, exc.message)
+
+    def sync_pod(self, ns: str, name: str) -> None:
+        pod = self._get(kinds.PODS, ns, name)
+        if pod is None:
+            return
+        pod.setdefault("apiVersion", "v1")
+        pod.setdefault("kind", "Pod")
+        index = gates.gate_index(pod)
+        if index is None:
+            return
+        claims = {claim: self._get(kinds.PVCS, ns, claim) for claim in gates.claim_names(pod)}
+        decision = gates.decide(pod, claims)
+        uid = str(pod["metadata"].get("uid"))
+        if decision.release:
+            self.kube.patch(
+                kinds.PODS,
+                name,
+                gates.release_patch(index),
+                namespace=ns,
+                kind="json",
+                field_manager=FIELD_MANAGER,
+            )
+            self.metrics.gates_removed += 1
+            log.info("released Pod %s/%s", ns, name)
+        told = (decision.reason, decision.message)
+        if self._pod_events.get(uid) != told:
+            self._pod_events[uid] = told
+            self._emit(pod, decision.event_type, decision.reason, decision.message)

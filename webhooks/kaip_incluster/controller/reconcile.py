@@ -1,0 +1,221 @@
+"""The decision for one PVC: what the controller saw in, the actions to take out. Pure.
+
+Level-triggered: the same observation always gives the same actions, and an action already done
+gives none the next time (the Job's name is deterministic, a condition equal to the wanted one is
+not written again, an Event is emitted only when the condition's status or reason changes). A bad
+annotation ends ``False``/``InvalidSource`` and is not tried again until the annotations change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kaip.preload import jobs
+from kaip.preload.contract import BadAnnotation, LoadRequest, read_request
+from kaip.resources import preload as names
+from kaip_incluster.controller.conditions import FALSE, TRUE, UNKNOWN, Condition, current
+from kaip_incluster.loader.outcome import Outcome, parse
+
+RETRY_HINT = "fix the cause, then run `kubectl pvc-preload retry {name}` (it bumps annotation {annotation})"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the controller read for one PVC: the PVC, its loader Jobs and the Pods of the current one."""
+
+    pvc: Mapping[str, Any]
+    jobs: Sequence[Mapping[str, Any]] = ()
+    pods: Sequence[Mapping[str, Any]] = ()
+
+
+# -- actions ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnsureAccess:
+    """Create if absent: the loaders' ServiceAccount, and the Role/RoleBinding on this PVC's status."""
+
+    objects: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class SetCondition:
+    condition: Condition
+    transition: bool
+
+
+@dataclass(frozen=True)
+class Emit:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RecordDigest:
+    digest: str
+
+
+Action = EnsureAccess | CreateJob | DeleteJob | SetCondition | Emit | RecordDigest
+
+
+@dataclass
+class _Plan:
+    current: Condition | None
+    actions: list[Action] = field(default_factory=list)
+
+    def condition(self, wanted: Condition, *, event: Emit | None = None) -> None:
+        now = self.current
+        if now == wanted:
+            return
+        self.actions.append(SetCondition(wanted, transition=now is None or now.status != wanted.status))
+        if event is not None and (now is None or (now.status, now.reason) != (wanted.status, wanted.reason)):
+            self.actions.append(event)
+        self.current = wanted
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
+def job_state(job: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(``Complete`` | ``Failed`` | ``Active``, reason, message) from the Job's conditions."""
+    for cond in (job.get("status") or {}).get("conditions") or ():
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            return str(cond["type"]), str(cond.get("reason") or ""), str(cond.get("message") or "")
+    return "Active", "", ""
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or ():
+        if status.get("name") == jobs.CONTAINER:
+            found = (status.get("state") or {}).get("terminated")
+            return found if isinstance(found, dict) else None
+    return None
+
+
+def latest_outcome(pods: Sequence[Mapping[str, Any]], *, succeeded: bool) -> Outcome | None:
+    """The outcome in the termination message of the newest Pod that ended as wanted."""
+    ended = []
+    for pod in pods:
+        term = _terminated(pod)
+        if term is not None and (term.get("exitCode") == 0) == succeeded:
+            ended.append((str(term.get("finishedAt") or ""), parse(str(term.get("message") or ""))))
+    ended.sort(key=lambda pair: pair[0])
+    return ended[-1][1] if ended else None
+
+
+def blocked_start(pods: Sequence[Mapping[str, Any]]) -> str:
+    """Why the loader cannot start when its credentials Secret (or one of its keys) is missing."""
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") == "CreateContainerConfigError":
+                return str(waiting.get("message") or "the loader's Secret reference cannot be resolved")
+    return ""
+
+
+def reconcile(observed: Observed, *, config: jobs.LoaderConfig) -> list[Action]:
+    pvc = observed.pvc
+    meta = pvc.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return []
+    plan = _Plan(current(pvc))
+    try:
+        request = read_request(pvc)
+    except BadAnnotation as exc:
+        plan.actions.extend(DeleteJob(_name(j), _uid(j)) for j in observed.jobs)
+        plan.condition(
+            Condition(FALSE, names.REASON_INVALID, exc.message),
+            event=Emit("Warning", names.REASON_INVALID, exc.message),
+        )
+        return plan.actions
+    if request is None:
+        # The annotation is gone: nothing to load any more; a running load is stopped.
+        return [DeleteJob(_name(j), _uid(j)) for j in observed.jobs]
+    wanted = jobs.job_name(str(meta["name"]), request)
+    job = next((j for j in observed.jobs if _name(j) == wanted), None)
+    plan.actions.extend(DeleteJob(_name(j), _uid(j)) for j in observed.jobs if _name(j) != wanted)
+    if job is None:
+        _start(plan, pvc, request=request, name=wanted, config=config)
+    else:
+        _follow(plan, pvc, job=job, pods=observed.pods)
+    return plan.actions
+
+
+def _start(
+    plan: _Plan, pvc: Mapping[str, Any], *, request: LoadRequest, name: str, config: jobs.LoaderConfig
+) -> None:
+    where = f"/{request.path}" if request.path else "the volume's root"
+    message = f"loading {request.source.url} into {where} with Job {name}; waiting for it to start"
+    # The condition first: a loader that starts at once then writes its progress over it, not under it.
+    plan.condition(
+        Condition(UNKNOWN, names.REASON_PENDING, message),
+        event=Emit("Normal", "LoadStarted", f"loading {request.source.url} into {where} with Job {name}"),
+    )
+    role, binding = jobs.loader_access(pvc)
+    plan.actions.append(EnsureAccess((jobs.service_account(), role, binding)))
+    plan.actions.append(CreateJob(jobs.loader_job(pvc, request, config=config)))
+
+
+def _follow(
+    plan: _Plan, pvc: Mapping[str, Any], *, job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]
+) -> None:
+    state, reason, message = job_state(job)
+    pvc_name = _name(pvc)
+    if state == "Complete":
+        outcome = latest_outcome(pods, succeeded=True)
+        text = outcome.message if outcome else f"Job {_name(job)} completed"
+        if outcome is not None and outcome.digest:
+            notes = (pvc.get("metadata") or {}).get("annotations") or {}
+            if notes.get(names.ANNOTATION_LOADED_DIGEST) != outcome.digest:
+                plan.actions.append(RecordDigest(outcome.digest))
+        plan.condition(
+            Condition(TRUE, names.REASON_SUCCEEDED, text),
+            event=Emit("Normal", "Loaded", text),
+        )
+        return
+    hint = RETRY_HINT.format(name=pvc_name, annotation=names.ANNOTATION_RETRY)
+    if state == "Failed":
+        outcome = latest_outcome(pods, succeeded=False)
+        if outcome is not None:
+            why, text = outcome.reason, outcome.message
+        else:
+            why, text = names.REASON_FAILED, f"Job {_name(job)} failed ({reason}: {message})"
+        full = f"{text}; {hint}"
+        plan.condition(Condition(FALSE, why, full), event=Emit("Warning", why, full))
+        return
+    blocked = blocked_start(pods)
+    if blocked:
+        full = f"the loader cannot start: {blocked}; create the credentials Secret or fix annotation {names.ANNOTATION_CREDENTIALS}"
+        plan.condition(
+            Condition(FALSE, names.REASON_CREDENTIALS, full),
+            event=Emit("Warning", names.REASON_CREDENTIALS, full),
+        )
+        return
+    now = plan.current
+    if (
+        now is not None
+        and now.status == UNKNOWN
+        and now.reason in (names.REASON_LOADING, names.REASON_PENDING)
+    ):
+        return  # the loader writes its progress into this condition's message
+    plan.condition(
+        Condition(UNKNOWN, names.REASON_PENDING, f"waiting for the loader Job {_name(job)} to start"),
+        event=Emit("Normal", "LoadStarted", f"loading with Job {_name(job)}"),
+    )

@@ -1,0 +1,176 @@
+"""``kaip-loader``: copy the source into the mounted volume, report progress and the outcome.
+
+Progress goes to the PVC's ``DataLoaded`` condition (Unknown, reason ``Loading``, message
+``N/M objects, X/Y bytes``) at most every ``--progress-interval`` seconds; a failure to report
+progress never fails the load. The outcome goes to ``--termination-log`` and the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kaip.errors import KaipError, shorten
+from kaip.preload import jobs
+from kaip.preload.copier import CopyOptions, CopyReport, copy
+from kaip.preload.errors import InvalidSource, StorageError, UnsafeKeys
+from kaip.preload.progress import Progress, format_message
+from kaip.preload.source import parse_source
+from kaip.resources import kinds
+from kaip.resources.preload import REASON_LOADING, REASON_SUCCEEDED
+from kaip_incluster.controller.conditions import UNKNOWN, Condition, status_patch
+from kaip_incluster.loader.outcome import Outcome
+
+if TYPE_CHECKING:
+    from kaip.kube.client import Kube
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kaip-loader", description=__doc__)
+    parser.add_argument("--source", required=True, help="s3://bucket/prefix or gs://bucket/prefix")
+    parser.add_argument("--target", required=True, help="directory to fill (inside the mounted volume)")
+    parser.add_argument("--pvc", default="", help="PVC whose DataLoaded condition gets the progress")
+    parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""))
+    parser.add_argument("--termination-log", default=jobs.TERMINATION_LOG)
+    parser.add_argument("--anonymous", action="store_true", help="no credentials (public bucket)")
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--progress-interval", type=float, default=2.0)
+    return parser.parse_args(list(argv))
+
+
+class ProgressReporter:
+    """Writes the progress message into the PVC's condition, rate-limited, never raising."""
+
+    def __init__(self, kube: Kube | None, *, pvc: str, namespace: str, interval: float) -> None:
+        self.kube, self.pvc, self.namespace, self.interval = kube, pvc, namespace, interval
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def __call__(self, progress: Progress, *, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last < self.interval:
+                return
+            self._last = now
+        self.write(format_message(progress))
+
+    def write(self, message: str) -> None:
+        if self.kube is None or not self.pvc:
+            return
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = status_patch(Condition(UNKNOWN, REASON_LOADING, message), now=stamp, transition=False)
+        try:
+            self.kube.patch(
+                kinds.PVCS,
+                self.pvc,
+                patch,
+                namespace=self.namespace,
+                kind="strategic",
+                subresource="status",
+                field_manager="kaip-loader",
+            )
+        except KaipError as exc:
+            if not self._warned:
+                self._warned = True
+                print(f"kaip-loader: progress not reported: {exc.message}", file=sys.stderr)
+
+
+def _connect(namespace: str) -> Kube | None:
+    from kaip.kube import connect
+    from kaip.kube.config import ClusterTarget
+
+    try:
+        return connect(ClusterTarget(namespace=namespace or None))
+    except KaipError as exc:
+        print(f"kaip-loader: no API access, progress not reported: {exc.message}", file=sys.stderr)
+        return None
+
+
+def outcome_of(report: CopyReport) -> tuple[Outcome, int]:
+    """The outcome and exit code of a finished copy (refused keys fail it, the rest stays loaded)."""
+    size = report.bytes_copied + report.bytes_reused
+    done = report.objects_total
+    if report.refused:
+        reason, code = UnsafeKeys.reason, jobs.EXIT_PERMANENT
+        message = UnsafeKeys.of(report.refused).message + f"; the other {done} objects are loaded"
+    else:
+        reason, code = REASON_SUCCEEDED, jobs.EXIT_OK
+        message = (
+            f"{done}/{done} objects, {size}/{size} bytes; {report.objects_copied} copied, "
+            f"{report.objects_reused} already there; verified {report.verification()}"
+        )
+    outcome = Outcome(
+        reason=reason,
+        message=message,
+        digest=report.digest,
+        objects=done + len(report.refused),
+        bytes=size,
+        copied=report.objects_copied,
+        reused=report.objects_reused,
+        refused=len(report.refused),
+    )
+    return outcome, code
+
+
+def failure_of(exc: BaseException) -> tuple[Outcome, int]:
+    if isinstance(exc, StorageError | InvalidSource):
+        code = jobs.EXIT_TEMPORARY if exc.temporary else jobs.EXIT_PERMANENT
+        return Outcome(reason=exc.reason, message=shorten(exc.message, 1000)), code
+    if isinstance(exc, KaipError):
+        code = jobs.EXIT_TEMPORARY if exc.temporary else jobs.EXIT_PERMANENT
+        return Outcome(reason="LoadFailed", message=shorten(exc.message, 1000)), code
+    # Not ours: name the type only; a library's text could hold anything.
+    return Outcome(
+        reason="LoadFailed", message=f"unexpected {type(exc).__name__} in the loader"
+    ), jobs.EXIT_TEMPORARY
+
+
+def _write_termination(path: str, outcome: Outcome) -> None:
+    try:
+        Path(path).write_text(outcome.to_json())
+    except OSError as exc:
+        print(f"kaip-loader: cannot write {path}: {exc.strerror}", file=sys.stderr)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    try:
+        source = parse_source(args.source, field="--source")
+    except InvalidSource as exc:
+        outcome = Outcome(reason=exc.reason, message=exc.message)
+        _write_termination(args.termination_log, outcome)
+        print(f"kaip-loader: {exc.message}", file=sys.stderr)
+        return jobs.EXIT_USAGE
+    reporter = ProgressReporter(
+        _connect(args.namespace) if args.pvc else None,
+        pvc=args.pvc,
+        namespace=args.namespace,
+        interval=args.progress_interval,
+    )
+    options = CopyOptions(anonymous=args.anonymous, workers=args.workers)
+    last: list[Progress] = []
+
+    def on_progress(progress: Progress) -> None:
+        last[:] = [progress]
+        reporter(progress)
+
+    try:
+        report = copy(source, Path(args.target), options=options, on_progress=on_progress)
+    except Exception as exc:
+        outcome, code = failure_of(exc)
+    else:
+        if last:
+            reporter(last[0], force=True)
+        outcome, code = outcome_of(report)
+    _write_termination(args.termination_log, outcome)
+    stream = sys.stdout if code == jobs.EXIT_OK else sys.stderr
+    print(f"kaip-loader: {outcome.reason}: {outcome.message}", file=stream)
+    return code
