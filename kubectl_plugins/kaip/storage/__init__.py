@@ -9,6 +9,8 @@ errors. Errors are :mod:`kaip.storage.errors` types with a condition ``reason``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kaip.storage.base import ObjectInfo, Store, StoreConfig
 
 
@@ -25,4 +27,11 @@ def open_store(scheme: str, config: StoreConfig) -> Store:
     raise ValueError(f"unknown scheme {scheme!r}")
 
 
-__all__ = ["ObjectInfo", "Store", "StoreConfig", "open_store"]
+def upload_file(local: Path, uri: str) -> None:
+    """Upload one local file to an ``s3://`` or ``gs://`` object URI (see :mod:`kaip.storage.upload`)."""
+    from kaip.storage.upload import upload_file as upload
+
+    upload(local, uri)
+
+
+__all__ = ["ObjectInfo", "Store", "StoreConfig", "open_store", "upload_file"]
