@@ -7,7 +7,6 @@ Run with `pytest tests/benchmarks/test_ai_platform_speed.py -s` to see the figur
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -15,8 +14,6 @@ import sysconfig
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -25,6 +22,7 @@ from kaip.resources import kinds
 from kaip.resources import kubeflow as kf
 from kaip_testbed import binaries
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.kubeflow import installer
 
 pytestmark = pytest.mark.integration
 EXE = os.path.join(sysconfig.get_path("scripts"), "kubectl-ai_platform")
@@ -54,15 +52,6 @@ def test_submit_dry_run_client_is_fast() -> None:
     assert seconds < 0.5
 
 
-def _installer() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "fixtures" / "crds" / "install.py"
-    spec = importlib.util.spec_from_file_location("kaip_test_crds", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tfjob(name: str) -> dict[str, object]:
     container = {"name": "tensorflow", "image": "registry.local/train:1", "args": ["--epochs=3"]}
     return {
@@ -89,7 +78,7 @@ def _tfjob(name: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def thousand_jobs(admin_kube: Kube) -> Iterator[None]:
-    crds = _installer()
+    crds = installer()
     names = crds.install(admin_kube)
     spaces = [f"bench-aip-{i}" for i in range(NAMESPACES)]
     for ns in spaces:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,30 +18,10 @@ from kaip.kube.client import Kube, connect
 from kaip.kube.config import ClusterTarget
 from kaip.kube.errors import Forbidden
 from kaip.resources import kinds
-from kaip.resources.kinds import Resource
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.dataloader import BINDINGS, CONTROLLER_USER, POLICIES, POLICY_FILE, ROLEBINDINGS, ROLES
 
 pytestmark = pytest.mark.integration
-
-CONTROLLER_USER = "system:serviceaccount:kaip-system:kaip-data-loader-controller"
-ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
-ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
-
-POLICY_FILE = Path(__file__).parents[3] / "manifests" / "data-loader" / "policy.yaml"
-POLICIES = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "validatingadmissionpolicies",
-    "ValidatingAdmissionPolicy",
-    namespaced=False,
-)
-BINDINGS = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "validatingadmissionpolicybindings",
-    "ValidatingAdmissionPolicyBinding",
-    namespaced=False,
-)
 
 
 def install(admin_kube: Kube, namespace: str, policy_name: str) -> str:

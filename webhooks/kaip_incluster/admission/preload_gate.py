@@ -45,24 +45,31 @@ def claim_state(pvc: Mapping[str, Any]) -> ClaimState:
     return ClaimState(preload=names.ANNOTATION_SOURCE in annotations, loaded=loaded)
 
 
+def _map(value: Any) -> Mapping[str, Any]:
+    """A field as a mapping; anything else (a malformed review) as empty, so nothing crashes on it."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _claims(pod: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
-    for volume in (pod.get("spec") or {}).get("volumes") or ():
-        claim = (
-            (volume.get("persistentVolumeClaim") or {}).get("claimName") if isinstance(volume, dict) else None
-        )
-        if claim and str(claim) not in found:
-            found.append(str(claim))
+    for volume in _list(_map(pod.get("spec")).get("volumes")):
+        claim = _map(_map(volume).get("persistentVolumeClaim")).get("claimName")
+        if isinstance(claim, str) and claim and claim not in found:
+            found.append(claim)
     return found
 
 
 def _gated(pod: Mapping[str, Any]) -> bool:
-    gates = (pod.get("spec") or {}).get("schedulingGates") or ()
-    return any(isinstance(g, dict) and g.get("name") == names.SCHEDULING_GATE for g in gates)
+    gates = _list(_map(pod.get("spec")).get("schedulingGates"))
+    return any(_map(g).get("name") == names.SCHEDULING_GATE for g in gates)
 
 
 def _is_loader(pod: Mapping[str, Any]) -> bool:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
+    labels = _map(_map(pod.get("metadata")).get("labels"))
     return labels.get(names.LABEL_COMPONENT) == names.COMPONENT_LOADER
 
 
@@ -77,12 +84,14 @@ def waiting_claims(pod: Mapping[str, Any], *, namespace: str, lookup: ClaimLooku
 
 
 def gate_pod(pod: Mapping[str, Any], *, namespace: str, lookup: ClaimLookup) -> Mutation:
-    if _is_loader(pod) or _gated(pod) or (pod.get("spec") or {}).get("nodeName"):
+    if _is_loader(pod) or _gated(pod) or _map(pod.get("spec")).get("nodeName"):
         return Mutation()  # a Pod bound to a node at creation is past the scheduler: a gate is refused
     waiting = waiting_claims(pod, namespace=namespace, lookup=lookup)
     if not waiting:
         return Mutation()
-    spec = pod.get("spec") or {}
+    spec = pod.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schedulingGates", []), list):
+        return Mutation()  # malformed: the API server refuses the Pod on its own
     op = jsonpatch.append(spec, "/spec", "schedulingGates", {"name": names.SCHEDULING_GATE})
     listed = ", ".join(f'"{c}"' for c in waiting)
     return Mutation(
