@@ -201,7 +201,7 @@ def test_user_args_after_double_dash_keep_their_dashes(capsys: pytest.CaptureFix
 
 
 def test_namespace_flag_lands_in_the_objects(capsys: pytest.CaptureFixture[str]) -> None:
-    code, docs, _ = submit(capsys, "j", "--master-image-uri=i", "-n", "team-a", "--data", "ds=s3://b/p")
+    code, docs, _ = submit(capsys, "j", "--master-image-uri=i", "-n", "team-a", "--data", "ds=s3://bucket/p")
     assert code == 0
     assert [d["metadata"]["namespace"] for d in docs] == ["team-a", "team-a"]
 

@@ -53,7 +53,7 @@ def test_submit_names_the_missing_crd_and_creates_nothing(
         "j",
         "--master-image-uri=i",
         f"--framework={framework}",
-        "--data=ds=s3://b/p",
+        "--data=ds=s3://bucket/p",
     )
     assert code == 8
     assert err.startswith(f"error: {message}")

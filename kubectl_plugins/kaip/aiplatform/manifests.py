@@ -19,6 +19,7 @@ from kaip.errors import UsageError
 from kaip.resources import credentials, preload
 from kaip.resources import kubeflow as kf
 from kaip.resources.kinds import PVCS
+from kaip.storage.source import parse_source
 
 SCHEDULERS = ("kueue", "volcano", "scheduler-plugins", "none")
 #: gcloud's default scheduling.maxRunningTime (7 days).
@@ -104,7 +105,9 @@ def parse_data(value: str) -> DataVolume:
         source, mount = head, tail
     if not _dns_label(name):
         raise UsageError(f"--data {value!r}: NAME must be a DNS-1123 label (it names the PVC)")
-    return DataVolume(name, source, mount)
+    # The form `kubectl pvc-preload` and the data loader write (a prefix ends in /), so that a PVC
+    # preloaded by hand from the same place is recognised and reused.
+    return DataVolume(name, parse_source(source, field=f"--data {name}").url, mount)
 
 
 def _dns_label(name: str) -> bool:

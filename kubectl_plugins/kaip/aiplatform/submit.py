@@ -152,9 +152,20 @@ def _reuse_claim(kube: Kube, claim: dict[str, Any]) -> dict[str, Any]:
     existing = kube.get(PVCS, name, namespace=claim["metadata"].get("namespace"))
     want = claim["metadata"]["annotations"][preload.ANNOTATION_SOURCE]
     have = ((existing.get("metadata") or {}).get("annotations") or {}).get(preload.ANNOTATION_SOURCE)
-    if have != want:
+    if have != want and not _same_source(have, want):
         raise UsageError(
             f"--data {name}: PVC {name} already exists with source {have or '(none)'}, not {want}; "
             "choose another NAME"
         )
     return existing
+
+
+def _same_source(have: str | None, want: str) -> bool:
+    """Whether an existing PVC's source annotation (perhaps written by hand) names ``want``."""
+    from kaip.storage.errors import InvalidSource
+    from kaip.storage.source import parse_source
+
+    try:
+        return have is not None and parse_source(have).url == want
+    except InvalidSource:
+        return False

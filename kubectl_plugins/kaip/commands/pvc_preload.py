@@ -76,7 +76,7 @@ def create(
 ) -> None:
     """Create a PVC that the data loader fills from SOURCE."""
     from kaip.preload.claims import build_claim
-    from kaip.preload.source import parse_source
+    from kaip.storage.source import parse_source
 
     claim = build_claim(
         name=name,
@@ -357,7 +357,7 @@ def copy(
     from kaip.preload.copier import copy as run_copy
     from kaip.preload.errors import UnsafeKeys
     from kaip.preload.progress import human_bytes
-    from kaip.preload.source import parse_source
+    from kaip.storage.source import parse_source
 
     options = CopyOptions(
         endpoint_url=endpoint_url,

@@ -12,7 +12,6 @@ from typing import Any
 from kaip.errors import UsageError
 from kaip.preload.plan import path_problem
 from kaip.preload.progress import Progress, parse_message
-from kaip.preload.source import Source
 from kaip.resources.preload import (
     ANNOTATION_CREDENTIALS,
     ANNOTATION_PATH,
@@ -21,6 +20,7 @@ from kaip.resources.preload import (
     CONDITION_LOADED,
     REASON_LOADING,
 )
+from kaip.storage.source import Source
 
 ACCESS_MODES = {
     "ReadWriteOnce": "ReadWriteOnce",

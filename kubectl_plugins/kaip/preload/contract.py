@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kaip.preload.errors import InvalidSource
-from kaip.preload.source import Source, parse_source
 from kaip.resources import preload as names
+from kaip.storage.source import Source, parse_source
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")

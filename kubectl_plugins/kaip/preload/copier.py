@@ -23,11 +23,11 @@ from kaip.preload.errors import ChecksumMismatch, SourceNotFound
 from kaip.preload.manifest import Record
 from kaip.preload.plan import Entry, Plan, make_plan
 from kaip.preload.progress import Progress
-from kaip.preload.source import Source
 from kaip.preload.target import Target, UnsafePath
 from kaip.storage import Store, StoreConfig, checksums, open_store
 from kaip.storage.checksums import Expected
 from kaip.storage.retry import RetryPolicy
+from kaip.storage.source import Source
 
 MiB = 1024 * 1024
 VERIFY_ATTEMPTS = 3

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kaip.errors import ExitCode, UsageError
-from kaip.resources.preload import REASON_INVALID
+from kaip.errors import ExitCode
 from kaip.storage.errors import (
     AccessDenied,
     BadAnswer,
+    InvalidSource,
     ObjectChanged,
     SourceNotFound,
     StorageError,
@@ -20,12 +20,6 @@ from kaip.storage.errors import (
     Throttled,
     TransferFailed,
 )
-
-
-class InvalidSource(UsageError):
-    """The source URL (annotation or flag) is not ``s3://bucket/prefix`` or ``gs://bucket/prefix``."""
-
-    reason = REASON_INVALID
 
 
 class ChecksumMismatch(StorageError):

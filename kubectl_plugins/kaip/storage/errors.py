@@ -6,7 +6,8 @@ payload is cut short (:func:`kaip.errors.shorten`) before it reaches a message.
 
 from __future__ import annotations
 
-from kaip.errors import ExitCode, KaipError
+from kaip.errors import ExitCode, KaipError, UsageError
+from kaip.resources.preload import REASON_INVALID
 
 
 class StorageError(KaipError):
@@ -63,3 +64,9 @@ class BadAnswer(StorageError):
 
     exit_code = ExitCode.SERVER
     reason = "StoreError"
+
+
+class InvalidSource(UsageError):
+    """The source URL (annotation or flag) is not ``s3://bucket/prefix`` or ``gs://bucket/prefix``."""
+
+    reason = REASON_INVALID

@@ -124,7 +124,7 @@ def test_every_framework_is_created_as_built(
     assert stored["metadata"]["labels"][kf.LABEL_KUEUE_QUEUE] == "team-a"
     assert (
         kube.get(kinds.PVCS, f"ds-{framework}")["metadata"]["annotations"]["preload.kaip.dev/source"]
-        == "s3://datasets/imagenet"
+        == "s3://datasets/imagenet/"
     )
 
 
@@ -163,19 +163,28 @@ def test_preloaded_data_is_reused_and_a_clash_is_refused(
     capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str, kube: Kube
 ) -> None:
     assert (
-        submit(capsys, kubeconfig, namespace, "first", "--master-image-uri=i", "--data=shared=gs://b/set")[0]
+        submit(
+            capsys, kubeconfig, namespace, "first", "--master-image-uri=i", "--data=shared=gs://team-data/set"
+        )[0]
         == 0
     )
     assert (
-        submit(capsys, kubeconfig, namespace, "second", "--master-image-uri=i", "--data=shared=gs://b/set")[0]
+        submit(
+            capsys,
+            kubeconfig,
+            namespace,
+            "second",
+            "--master-image-uri=i",
+            "--data=shared=gs://team-data/set/",
+        )[0]
         == 0
     )
     assert kube.get(kf.TFJOBS, "second")
     code, _, err = submit(
-        capsys, kubeconfig, namespace, "third", "--master-image-uri=i", "--data=shared=gs://b/other"
+        capsys, kubeconfig, namespace, "third", "--master-image-uri=i", "--data=shared=gs://team-data/other"
     )
     assert code == 2
-    assert "PVC shared already exists with source gs://b/set, not gs://b/other" in err
+    assert "PVC shared already exists with source gs://team-data/set/, not gs://team-data/other/" in err
 
 
 def test_server_dry_run_creates_nothing(

@@ -15,8 +15,8 @@ import pytest
 
 from kaip.preload.copier import CopyOptions, copy
 from kaip.preload.plan import TEMP_PREFIX
-from kaip.preload.source import parse_source
 from kaip.resources.preload import MANIFEST_FILE
+from kaip.storage.source import parse_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.objectstore]
 
@@ -27,7 +27,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from kaip.preload.copier import CopyOptions, copy
-from kaip.preload.source import parse_source
+from kaip.storage.source import parse_source
 
 MiB = 1024 * 1024
 

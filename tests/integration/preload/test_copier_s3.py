@@ -13,8 +13,8 @@ import pytest
 
 from kaip.preload.copier import CopyOptions, copy
 from kaip.preload.errors import AccessDenied, SourceNotFound
-from kaip.preload.source import parse_source
 from kaip.resources.preload import MANIFEST_FILE
+from kaip.storage.source import parse_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.objectstore]
 

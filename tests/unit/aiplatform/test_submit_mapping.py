@@ -328,7 +328,7 @@ def test_credentials_data_and_networks_reach_every_replica() -> None:
     claim, job = p.objects
     assert claim["kind"] == "PersistentVolumeClaim" and claim["metadata"]["name"] == "imagenet"
     assert claim["metadata"]["annotations"] == {
-        "preload.kaip.dev/source": "s3://datasets/imagenet",
+        "preload.kaip.dev/source": "s3://datasets/imagenet/",
         "preload.kaip.dev/credentials": "aws-team",
     }
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # two replicas read it
@@ -347,8 +347,9 @@ def test_credentials_data_and_networks_reach_every_replica() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("ds=s3://b/p", ("ds", "s3://b/p", "/data/ds")),
-        ("ds=gs://b/p/q:/mnt/x", ("ds", "gs://b/p/q", "/mnt/x")),
+        ("ds=s3://bucket/p", ("ds", "s3://bucket/p/", "/data/ds")),
+        ("ds=gs://bucket/p/q/:/mnt/x", ("ds", "gs://bucket/p/q/", "/mnt/x")),
+        ("ds=s3://bucket", ("ds", "s3://bucket/", "/data/ds")),
     ],
 )
 def test_parse_data(value: str, expected: tuple[str, str, str]) -> None:
@@ -356,7 +357,9 @@ def test_parse_data(value: str, expected: tuple[str, str, str]) -> None:
     assert (d.name, d.source, d.mount) == expected
 
 
-@pytest.mark.parametrize("value", ["ds", "ds=/local", "DS=s3://b", "ds=http://x/y"])
+@pytest.mark.parametrize(
+    "value", ["ds", "ds=/local", "DS=s3://bucket", "ds=http://x/y", "ds=s3://b/p", "ds=s3://bu..ck/p"]
+)
 def test_parse_data_refuses(value: str) -> None:
     with pytest.raises(UsageError, match="--data"):
         parse_data(value)

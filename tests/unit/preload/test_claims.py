@@ -6,7 +6,6 @@ import pytest
 
 from kaip.errors import UsageError
 from kaip.preload.claims import build_claim, retry_patch, view
-from kaip.preload.source import parse_source
 from kaip.resources.preload import (
     ANNOTATION_CREDENTIALS,
     ANNOTATION_PATH,
@@ -14,6 +13,7 @@ from kaip.resources.preload import (
     ANNOTATION_SOURCE,
     CONDITION_LOADED,
 )
+from kaip.storage.source import parse_source
 
 SRC = parse_source("s3://bucket/data")
 

@@ -6,7 +6,7 @@ import pytest
 
 from kaip.errors import ExitCode
 from kaip.preload.errors import InvalidSource
-from kaip.preload.source import Source, parse_source
+from kaip.storage.source import Source, parse_source
 
 
 @pytest.mark.parametrize(

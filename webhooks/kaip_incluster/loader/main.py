@@ -22,9 +22,9 @@ from kaip.preload import jobs
 from kaip.preload.copier import CopyOptions, CopyReport, copy
 from kaip.preload.errors import InvalidSource, StorageError, UnsafeKeys
 from kaip.preload.progress import Progress, format_message
-from kaip.preload.source import parse_source
 from kaip.resources import kinds
 from kaip.resources.preload import REASON_LOADING, REASON_SUCCEEDED
+from kaip.storage.source import parse_source
 from kaip_incluster.controller.conditions import UNKNOWN, Condition, status_patch
 from kaip_incluster.loader.outcome import Outcome
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kaip.preload.errors import InvalidSource
 from kaip.resources.preload import ANNOTATION_SOURCE
+from kaip.storage.errors import InvalidSource
 
 SCHEMES = ("s3", "gs")
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,220}[A-Za-z0-9]$")
