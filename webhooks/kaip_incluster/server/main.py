@@ -41,13 +41,22 @@ async def _every(seconds: float, work: Callable[[], object], what: str) -> None:
         await asyncio.sleep(seconds)
 
 
-def _tls_step(tls: ReloadingContext, ca: SelfManagedCA | None, state: State) -> None:
-    if ca is not None:
-        ca.ensure_serving()
-    before = tls.reloads
-    tls.reload()
-    if tls.reloads > before:
-        state.metrics.cert_reloads.inc(tls.reloads - before)
+async def _tls_loop(seconds: float, tls: ReloadingContext, ca: SelfManagedCA | None, state: State) -> None:
+    """Renew a self-issued certificate (API calls: in a worker thread), then load changed files into
+    the serving context on the event loop's own thread, never while that thread starts a handshake
+    from the same context (OpenSSL does not allow changing a context while another thread uses it)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            if ca is not None:
+                await loop.run_in_executor(None, ca.ensure_serving)
+            before = tls.reloads
+            tls.reload()
+            if tls.reloads > before:
+                state.metrics.cert_reloads.inc(tls.reloads - before)
+        except KaipError as exc:
+            log.warning("TLS failed: %s", exc.message)
+        await asyncio.sleep(seconds)
 
 
 async def _serve(
@@ -62,7 +71,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(_every(settings.reload_interval, lambda: _tls_step(tls, ca, state), "TLS"))]
+    tasks = [asyncio.create_task(_tls_loop(settings.reload_interval, tls, ca, state))]
     if ca is not None:
         configurations = settings.configurations
         tasks.append(
