@@ -335,13 +335,16 @@ def describe_command(
 ) -> None:
     """Every condition, taints with their age, the Pods holding GPUs and the node's recent Events."""
     from kaip.nodehealth import fetch, gpu, listing
-    from kaip.nodehealth.describe import describe, document
+    from kaip.nodehealth.describe import describe, document, with_remediation_history
 
     session = _Session(target, polarity_file, polarity_configmap)
     view = session.view(fetch.get_node(session.kube, node))
     holders = gpu.holders(fetch.list_gpu_pods(session.kube, node=node))
     events = fetch.node_events(session.kube, node)
     description = describe(view, holders=holders, events=events, pool_label=pool_label, now=session.now())
+    history = _remediation_history(session.kube, node)
+    if history is not None:
+        description = with_remediation_history(description, history)
     if output != "text":
         requested = gpu.requested_by_node(holders)
         doc = document(description, listing.document(view, pool_label=pool_label, requested=requested))
@@ -357,6 +360,21 @@ def describe_command(
         else:
             lines.append(f"  {section.empty}")
     echo("\n".join(lines))
+
+
+def _remediation_history(kube: Kube, node: str) -> list[list[str]] | None:
+    """The steps of the node's NodeRemediation; None where the cluster runs no remediation (or the
+    user may not read it: the rest of the description is still worth showing)."""
+    from kaip.kube.errors import ApiMissing, Forbidden, NotFound
+    from kaip.remediation import views
+    from kaip.resources import remediation as names
+
+    try:
+        return views.history(kube.get(names.REMEDIATIONS, node))
+    except NotFound:
+        return []
+    except (ApiMissing, Forbidden):
+        return None
 
 
 for _command in REMEDIATION_COMMANDS:  # remediate, pause, resume, reset-breaker, remediation

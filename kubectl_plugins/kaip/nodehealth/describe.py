@@ -142,4 +142,19 @@ def document(description: Description, node_document: dict[str, Any]) -> dict[st
         dict(zip(("lastSeen", "type", "reason", "from", "message"), r, strict=True))
         for r in sections["Events"].rows
     ]
+    if REMEDIATION_HISTORY in sections:
+        doc["remediationHistory"] = [
+            dict(zip(("time", "phase", "message"), r, strict=True))
+            for r in sections[REMEDIATION_HISTORY].rows
+        ]
     return doc
+
+
+REMEDIATION_HISTORY = "Remediation history"
+
+
+def with_remediation_history(description: Description, rows: Sequence[Sequence[str]]) -> Description:
+    """The node's remediation steps (time, phase, message), shown before its Events."""
+    section = Section(REMEDIATION_HISTORY, ("TIME", "PHASE", "MESSAGE"), tuple(tuple(r) for r in rows))
+    *before, events = description.sections
+    return Description(description.fields, (*before, section, events))

@@ -4,6 +4,7 @@ node-health plugin adds them."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from remediation_testlib import ThreadController, config, get_or_none, gpu_rule, set_condition, wait_for
 
 from kaip.cli.app import run
+from kaip.commands.node_health import cli as node_health_plugin
 from kaip.commands.node_health_remediate import COMMANDS
 from kaip.errors import ExitCode
 from kaip.kube.client import Kube
@@ -100,6 +102,15 @@ def test_remediate_by_hand_in_dry_run_then_for_real_with_pause_and_resume(
         assert not remediation.get(kinds.NODES, node)["spec"].get("unschedulable")
         code, out, _ = node_health(["remediation", "-o", "wide"], kubeconfig, capsys)
         assert "manual" in out and "Succeeded" in out
+        # `describe` of the whole plugin shows the same history, before the node's Events.
+        code = run(node_health_plugin, ["describe", node, f"--kubeconfig={kubeconfig}"], prog_name="x")
+        out = capsys.readouterr().out
+        assert code == 0
+        history = out.split("Remediation history:", 1)[1].split("Events:", 1)[0]
+        assert "DryRun" in history and "Succeeded" in history
+        code = run(node_health_plugin, ["describe", node, "-o", "json", f"--kubeconfig={kubeconfig}"])
+        phases = [h["phase"] for h in json.loads(capsys.readouterr().out)["remediationHistory"]]
+        assert phases[0] == names.DRY_RUN and phases[-1] == names.SUCCEEDED
     finally:
         remediation.delete(kinds.NODES, node, ignore_missing=True)
 
