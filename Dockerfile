@@ -1,5 +1,7 @@
 # One image for every in-cluster process of kaip: kaip-webhook, kaip-controller, kaip-loader.
 # Build: make image (docker build -t ghcr.io/kaip-dev/kaip:v0.1.0 .)
+# Pin the base by digest when building a release (PYTHON_IMAGE=python:3.12-slim-bookworm@sha256:...):
+# the digest is read from the registry, which the development machine of this repository cannot reach.
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
