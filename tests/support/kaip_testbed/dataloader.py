@@ -1,4 +1,4 @@
-"""The data-loader controller and a kubelet stand-in for its loader Pods, for tests and the demo.
+"""The data-loader controller and a kubelet stand-in for its loader Pods, for the tests.
 
 No kubelet runs on the test bed: :class:`Kubelet` stands in for one. It takes each loader Pod the Job
 controller creates, runs the command of its container with the env the Pod would get (Secret
@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,7 +65,7 @@ def install_controller_rbac(admin_kube: Kube, plane: ControlPlane) -> tuple[Path
     docs = [d for d in yaml.safe_load_all(RBAC_FILE.read_text()) if d]
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
-    name = f"kaip-data-loader-controller-test-{os.getpid()}"
+    name = f"kaip-data-loader-controller-test-{uuid.uuid4().hex[:8]}"
     role["metadata"]["name"] = name
     binding["metadata"]["name"] = name
     binding["roleRef"]["name"] = name
