@@ -30,12 +30,15 @@ def engine_answers() -> bool:
     return subprocess.run([docker, "info"], capture_output=True, check=False, timeout=30).returncode == 0
 
 
+#: The environment lacks what kind runs on; no feature of kaip is missing (tests/integration proves
+#: the same paths against a real kube-apiserver without one).
+NO_ENGINE = (
+    "kind end-to-end tests need a container engine and none answers here (`docker info` failed); "
+    "the integration tests cover the same paths against a real kube-apiserver"
+)
+
 if not engine_answers():
-    pytest.skip(
-        "kind end-to-end tests need a container engine and none answers here (`docker info` failed); "
-        "the integration tests cover the same paths against a real kube-apiserver",
-        allow_module_level=True,
-    )
+    pytest.skip(reason=NO_ENGINE, allow_module_level=True)
 
 
 def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -152,7 +152,7 @@ def _reuse_claim(kube: Kube, claim: dict[str, Any]) -> dict[str, Any]:
     existing = kube.get(PVCS, name, namespace=claim["metadata"].get("namespace"))
     want = claim["metadata"]["annotations"][preload.ANNOTATION_SOURCE]
     have = ((existing.get("metadata") or {}).get("annotations") or {}).get(preload.ANNOTATION_SOURCE)
-    if have != want and not _same_source(have, want):
+    if not _same_source(have, want):
         raise UsageError(
             f"--data {name}: PVC {name} already exists with source {have or '(none)'}, not {want}; "
             "choose another NAME"

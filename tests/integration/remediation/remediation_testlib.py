@@ -22,6 +22,7 @@ from kaip.resources.kinds import Resource
 from kaip_incluster.remediation.loop import Reconciler, Settings
 from kaip_testbed import gpu_nodes
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.processes import terminate
 
 ROOT = Path(__file__).resolve().parents[3]
 CRDS = ROOT / "manifests" / "remediation" / "crds"
@@ -179,13 +180,7 @@ class ProcessController:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc)
         self.log.close()
 
 

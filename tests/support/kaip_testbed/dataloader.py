@@ -28,7 +28,7 @@ from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources.kinds import Resource
 from kaip_testbed.controlplane import ControlPlane
-from kaip_testbed.processes import free_port
+from kaip_testbed.processes import free_port, terminate
 
 RBAC_FILE = Path(__file__).parents[3] / "manifests" / "data-loader" / "rbac.yaml"
 POLICY_FILE = RBAC_FILE.with_name("policy.yaml")
@@ -125,12 +125,7 @@ class ControllerProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        terminate(self.proc)
 
 
 # -- the kubelet stand-in -------------------------------------------------------------------------

@@ -72,3 +72,14 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self._log.close()
+
+
+def terminate(proc: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
+    """SIGTERM a child started without its own process group, then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
