@@ -52,7 +52,7 @@ PLUGINS = {
 }
 PLATFORMS = [("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64")]
 # Pure-Python runtime dependencies vendored into the zip application.
-VENDORED = ["click", "urllib3", "PyYAML", "rich"]  # orjson is optional: a C extension cannot load from a zip
+VENDORED = ["click", "PyYAML", "rich"]  # orjson is optional: a C extension cannot load from a zip
 HOMEPAGE = "https://github.com/kaip-dev/kaip"
 FIXED_MTIME = 315532800 + 86400  # 1980-01-02, the zip format starts in 1980
 

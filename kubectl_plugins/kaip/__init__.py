@@ -11,7 +11,7 @@ see ``[tool.importlinter]`` in pyproject.toml):
     The capabilities as pure decisions (flag mapping, manifest building, views, plans) plus short
     loops that use the clients below.
 ``kaip.kube`` and ``kaip.storage``
-    The only packages that talk to outside systems: ``kube`` to the Kubernetes API (over urllib3),
+    The only packages that talk to outside systems: ``kube`` to the Kubernetes API (over http.client),
     ``storage`` to S3 and GCS (boto3 and google-cloud-storage, imported lazily).
 ``kaip.resources``
     Our public API names (annotations, Secret types, conditions) and resource descriptions. Pure.

@@ -1,8 +1,9 @@
 """Speed of `kubectl ai-platform` beside its peers (issue 5).
 
 Goals: `jobs submit training --dry-run=client -o yaml` under 0.5 s (median of 10 runs), and
-`jobs list -A` over 1,000 jobs within 1.5x of `kubectl get tfjobs -A` on the same server (median of 5).
-Run with `pytest tests/benchmarks/test_ai_platform_speed.py -s` to see the figures.
+`jobs list -A` over 1,000 jobs within 1.5x of `kubectl get tfjobs -A` on the same server (median of 5),
+as a user installs the plugin (a regular install in a virtualenv); the development install's figure
+is printed beside it. Run with `pytest tests/benchmarks/test_ai_platform_speed.py -s` to see the figures.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sysconfig
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -98,14 +100,19 @@ def thousand_jobs(admin_kube: Kube) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("thousand_jobs")
-def test_jobs_list_keeps_up_with_kubectl(control_plane: ControlPlane) -> None:
+def test_jobs_list_keeps_up_with_kubectl(control_plane: ControlPlane, user_install: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)}
-    listed = subprocess.run([EXE, "jobs", "list", "-A"], capture_output=True, text=True, check=True, env=env)
+    installed = str(user_install / "kubectl-ai_platform")
+    listed = subprocess.run(
+        [installed, "jobs", "list", "-A"], capture_output=True, text=True, check=True, env=env
+    )
     assert len(listed.stdout.splitlines()) == JOBS + 1
-    ours = median_seconds([EXE, "jobs", "list", "-A"], 5, env)
     peer = median_seconds([binaries.path_of("kubectl"), "get", "tfjobs", "-A"], 5, env)
+    ours = median_seconds([installed, "jobs", "list", "-A"], 5, env)
+    dev = median_seconds([EXE, "jobs", "list", "-A"], 5, env)
     print(
-        f"\njobs list -A over {JOBS} jobs: median {ours * 1000:.0f} ms; kubectl get tfjobs -A: "
-        f"{peer * 1000:.0f} ms; ratio {ours / peer:.2f}x (goal < 1.5x)"
+        f"\njobs list -A over {JOBS} jobs: median {ours * 1000:.0f} ms installed, {dev * 1000:.0f} ms from "
+        f"the development install; kubectl get tfjobs -A: {peer * 1000:.0f} ms; ratio {ours / peer:.2f}x "
+        f"({dev / peer:.2f}x) (goal < 1.5x)"
     )
     assert ours < 1.5 * peer

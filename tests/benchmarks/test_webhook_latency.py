@@ -289,9 +289,7 @@ def apiserver_histogram(admin: Kube, webhook_name: str) -> dict[str, float]:
 
 
 def _metrics_text(admin: Kube) -> str:
-    # /metrics is text, not JSON: read it through the client's raw sender.
-    resp = admin._send("GET", "/metrics", query=None, body=None, content_type=None, timeout=30, stream=False)
-    return resp.data.decode()
+    return admin.request_text("/metrics", timeout=30)
 
 
 def _through_apiserver(admin: Kube, webhook_name: str, create: Any, count: int) -> dict[str, float]:

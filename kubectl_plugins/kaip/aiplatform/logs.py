@@ -2,7 +2,9 @@
 later or restart, until the job ends.
 
 One reader thread per (Pod, container start) feeds a queue; the loop around it looks at the job and
-its Pods every few seconds (gcloud looks every 10 s) to start readers and to see the end. The
+its Pods every few seconds (gcloud looks every 10 s) to start readers and to see the end. Once the job
+has ended, readers get a few seconds to pass on what the containers wrote last, then their streams are
+closed: a stream whose node is gone (or a kubelet that keeps it open) must not keep us waiting. The
 sources are behind :class:`LogSource` so the loop is tested without a kubelet.
 """
 
@@ -19,9 +21,10 @@ from kaip.aiplatform import states, views
 from kaip.resources import kubeflow as kf
 
 if TYPE_CHECKING:
-    from kaip.kube.client import Kube
+    from kaip.kube.client import Kube, LineStream
 
 CONTINUE_INTERVAL = 10.0  # gcloud's re-check of a quiet job
+END_GRACE = 5.0  # seconds the readers may go on after the job ended
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class LogSource(Protocol):
     def job(self) -> tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]: ...
 
     def lines(self, pod: str, container: str) -> Iterator[str]: ...
+
+    def close(self) -> None:
+        """End every stream :meth:`lines` opened (their iterations stop)."""
 
 
 def format_line(stamped: str, task: str) -> str:
@@ -68,31 +74,42 @@ def follow(
     lines: queue.Queue[str | None] = queue.Queue()
     readers: dict[tuple[str, str, int], threading.Thread] = {}
     interval = min(polling_interval, CONTINUE_INTERVAL)
-    while True:
-        obj, pods = source.job()
-        kind = str(obj.get("kind"))
-        container = kf.BY_KIND[kind].container if kind in kf.BY_KIND else ""
-        for pod in pods:
-            task = views.task_name(pod, kind)
-            if task_name and task != task_name:
-                continue
-            restarts = started(pod, container)
-            name = str((pod.get("metadata") or {}).get("name"))
-            key = (name, task, restarts if restarts is not None else -1)
-            if restarts is None or key in readers:
-                continue
-            reader = threading.Thread(target=_read, args=(source, name, container, task, lines), daemon=True)
-            readers[key] = reader
-            reader.start()
-        yield from _drain(lines)
-        state = (
-            views.experiment_state(obj) if kind == kf.EXPERIMENTS.kind else states.job_state(obj, pods)
-        ).state
-        if state in states.FINAL and not any(r.is_alive() for r in readers.values()):
+    try:
+        while True:
+            obj, pods = source.job()
+            kind = str(obj.get("kind"))
+            container = kf.BY_KIND[kind].container if kind in kf.BY_KIND else ""
+            for pod in pods:
+                task = views.task_name(pod, kind)
+                if task_name and task != task_name:
+                    continue
+                restarts = started(pod, container)
+                name = str((pod.get("metadata") or {}).get("name"))
+                key = (name, task, restarts if restarts is not None else -1)
+                if restarts is None or key in readers:
+                    continue
+                reader = threading.Thread(
+                    target=_read, args=(source, name, container, task, lines), daemon=True
+                )
+                readers[key] = reader
+                reader.start()
             yield from _drain(lines)
-            yield LogEvent(final_state=state)
-            return
-        sleep(interval)
+            state = (
+                views.experiment_state(obj) if kind == kf.EXPERIMENTS.kind else states.job_state(obj, pods)
+            ).state
+            if state in states.FINAL:
+                deadline = time.monotonic() + END_GRACE
+                for reader in readers.values():
+                    reader.join(max(0.0, deadline - time.monotonic()))
+                source.close()
+                for reader in readers.values():
+                    reader.join(1.0)
+                yield from _drain(lines)
+                yield LogEvent(final_state=state)
+                return
+            sleep(interval)
+    finally:
+        source.close()
 
 
 def _drain(lines: queue.Queue[str | None]) -> Iterator[LogEvent]:
@@ -110,7 +127,8 @@ def _read(source: LogSource, pod: str, container: str, task: str, out: queue.Que
         for raw in source.lines(pod, container):
             out.put(format_line(raw, task))
     except Exception as exc:
-        out.put(f"WARNING\t-\t{task}\tlog stream ended: {exc}")
+        if not getattr(source, "closed", False):
+            out.put(f"WARNING\t-\t{task}\tlog stream ended: {exc}")
 
 
 class KubeSource:
@@ -119,6 +137,9 @@ class KubeSource:
     def __init__(self, kube: Kube, job: str) -> None:
         self.kube = kube
         self.job_id = job
+        self.closed = False
+        self._open: set[LineStream] = set()
+        self._lock = threading.Lock()
 
     def job(self) -> tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]:
         from kaip.aiplatform import jobs
@@ -130,6 +151,22 @@ class KubeSource:
         from kaip.resources.kinds import PODS
 
         path = PODS.path(namespace=self.kube.namespace, name=pod, subresource="log")
-        yield from self.kube.stream_lines(
+        stream = self.kube.stream_lines(
             path, query={"container": container, "follow": "true", "timestamps": "true"}
         )
+        with self._lock:
+            if self.closed:
+                stream.abort()
+            self._open.add(stream)
+        try:
+            yield from stream
+        finally:
+            with self._lock:
+                self._open.discard(stream)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            streams = list(self._open)
+        for stream in streams:
+            stream.abort()

@@ -1,4 +1,4 @@
-"""A thin, synchronous Kubernetes API client over urllib3.
+"""A thin, synchronous Kubernetes API client over the standard library's http.client.
 
 Decide, then act: each method builds (method, path, query, body) as plain data and hands it to
 :meth:`Kube.request`, the one place that sends and reads answers. Bodies are ``dict`` in, ``dict``
@@ -8,6 +8,7 @@ out; lists are asked for gzip-compressed and decoded with orjson when it is inst
 from __future__ import annotations
 
 import atexit
+import base64
 import builtins
 import json
 import os
@@ -20,14 +21,11 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlencode, urlsplit
-
-import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, ProtocolError, SSLError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib.parse import urlencode
 
 from kaip.errors import ConfigError, UnreachableError, shorten
 from kaip.kube import config as kubeconfig
+from kaip.kube import transport
 from kaip.kube.config import ClusterTarget, Connection
 from kaip.kube.errors import RequestTimeout, from_status
 from kaip.resources.kinds import Resource
@@ -170,31 +168,21 @@ class Kube:
             self._exec.refresh()
             if self._exec.cert:
                 cert, key = self._exec.cert
-        parts = urlsplit(conn.server)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(
-                f'kubeconfig: server "{conn.server}" of cluster "{conn.cluster}" is not an http(s) URL'
-            )
-        kwargs: dict[str, Any] = {"maxsize": 32, "retries": False, "block": False}
-        if parts.scheme == "https":
-            kwargs["ssl_context"] = _ssl_context(conn, cert, key)
-            if conn.tls_server_name:
-                kwargs["server_hostname"] = conn.tls_server_name
-            if conn.insecure:
-                kwargs["cert_reqs"] = "CERT_NONE"
-        self._pool: urllib3.PoolManager = (
-            urllib3.ProxyManager(conn.proxy_url, **kwargs)
-            if conn.proxy_url
-            else urllib3.PoolManager(**kwargs)
+        try:
+            endpoint = transport.Endpoint.parse(conn.server, conn.proxy_url)
+        except ValueError as exc:
+            raise ConfigError(f'kubeconfig: cluster "{conn.cluster}": {exc}') from exc
+        self._pool = transport.Pool(
+            endpoint,
+            tls=_ssl_context(conn, cert, key) if endpoint.scheme == "https" else None,
+            server_name=conn.tls_server_name,
         )
 
     # -- the one place that sends -------------------------------------------------------------
-    def _headers(self, content_type: str | None) -> urllib3.HTTPHeaderDict:
-        headers = urllib3.HTTPHeaderDict(
-            {"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": USER_AGENT}
-        )
+    def _headers(self, content_type: str | None) -> transport.Headers:
+        headers = [("Accept", "application/json"), ("Accept-Encoding", "gzip"), ("User-Agent", USER_AGENT)]
         if content_type:
-            headers["Content-Type"] = content_type
+            headers.append(("Content-Type", content_type))
         token = self.conn.token
         if self._exec:
             self._exec.refresh()
@@ -208,14 +196,23 @@ class Kube:
                     f"token file {self.conn.token_file} cannot be read ({exc.strerror})"
                 ) from exc
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers.append(("Authorization", f"Bearer {token}"))
         elif self.conn.basic_auth:
-            headers.update(urllib3.make_headers(basic_auth=":".join(self.conn.basic_auth)))
+            pair = ":".join(self.conn.basic_auth).encode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode()))
         if self.conn.impersonate:
-            headers["Impersonate-User"] = self.conn.impersonate
-            for group in self.conn.impersonate_groups:
-                headers.add("Impersonate-Group", group)
+            headers.append(("Impersonate-User", self.conn.impersonate))
+            headers += [("Impersonate-Group", group) for group in self.conn.impersonate_groups]
         return headers
+
+    def _timeouts(self, timeout: float | None) -> transport.Timeouts:
+        limit = timeout if timeout is not None else self.conn.request_timeout
+        return transport.Timeouts(connect=min(limit or 30.0, 30.0), read=limit or None)
+
+    def _url(self, path: str, query: Mapping[str, Any] | None) -> str:
+        if query:
+            path += "?" + urlencode({k: v for k, v in query.items() if v is not None and v != ""}, doseq=True)
+        return path
 
     def _send(
         self,
@@ -226,32 +223,33 @@ class Kube:
         body: Any,
         content_type: str | None,
         timeout: float | None,
-        stream: bool,
-    ) -> urllib3.BaseHTTPResponse:
-        url = self.conn.server + path
-        if query:
-            url += "?" + urlencode({k: v for k, v in query.items() if v is not None and v != ""}, doseq=True)
+    ) -> tuple[int, bytes]:
         data: bytes | None = None
         if body is not None:
             data = body if isinstance(body, bytes) else _dumps(body)
-        limit = timeout if timeout is not None else self.conn.request_timeout
         try:
             return self._pool.request(
                 method,
-                url,
+                self._url(path, query),
                 body=data,
                 headers=self._headers(content_type if data is not None else None),
-                timeout=urllib3.Timeout(connect=min(limit or 30.0, 30.0), read=limit)
-                if limit
-                else urllib3.Timeout(connect=30.0),
-                preload_content=not stream,
-                redirect=False,
+                timeouts=self._timeouts(timeout),
             )
-        except MaxRetryError as exc:
-            raise _unreachable(self.conn, exc.reason or exc) from exc
-        except (SSLError, NewConnectionError, ProtocolError, HTTPError, OSError) as exc:
-            # NewConnectionError is a timeout subclass in urllib3; _unreachable tells them apart.
+        except OSError as exc:
             raise _unreachable(self.conn, exc) from exc
+
+    def _open_stream(
+        self, path: str, *, query: Mapping[str, Any] | None, timeout: float | None, resource: Resource | None
+    ) -> transport.Stream:
+        try:
+            stream = self._pool.stream(
+                "GET", self._url(path, query), headers=self._headers(None), timeouts=self._timeouts(timeout)
+            )
+        except OSError as exc:
+            raise _unreachable(self.conn, exc) from exc
+        if stream.status >= 300:
+            _read(stream.status, stream.read_all(), resource)
+        return stream
 
     def request(
         self,
@@ -265,15 +263,22 @@ class Kube:
         resource: Resource | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON answer; raise the matching error otherwise."""
-        resp = self._send(
-            method, path, query=query, body=body, content_type=content_type, timeout=timeout, stream=False
+        status, data = self._send(
+            method, path, query=query, body=body, content_type=content_type, timeout=timeout
         )
-        if resp.status == 401 and self._exec:
+        if status == 401 and self._exec:
             self._exec.refresh(force=True)
-            resp = self._send(
-                method, path, query=query, body=body, content_type=content_type, timeout=timeout, stream=False
+            status, data = self._send(
+                method, path, query=query, body=body, content_type=content_type, timeout=timeout
             )
-        return _read(resp, resource)
+        return _read(status, data, resource)
+
+    def request_text(self, path: str, *, timeout: float | None = None) -> str:
+        """GET an answer that is not JSON (``/metrics``, a Pod's whole log) as text."""
+        status, data = self._send("GET", path, query=None, body=None, content_type=None, timeout=timeout)
+        if status >= 300:
+            _read(status, data, None)
+        return data.decode(errors="replace")
 
     # -- verbs ----------------------------------------------------------------------------------
     def _ns(self, resource: Resource, namespace: str | None) -> str | None:
@@ -438,20 +443,12 @@ class Kube:
             "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": "true" if allow_bookmarks else None,
         }
-        resp = self._send(
-            "GET",
-            resource.path(namespace=ns),
-            query=query,
-            body=None,
-            content_type=None,
-            timeout=timeout_seconds + 30,
-            stream=True,
+        stream = self._open_stream(
+            resource.path(namespace=ns), query=query, timeout=timeout_seconds + 30, resource=resource
         )
-        if resp.status >= 300:
-            _read(resp, resource)
         buffer = b""
         try:
-            for chunk in resp.stream(64 * 1024, decode_content=True):
+            for chunk in stream.chunks():
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
@@ -462,33 +459,16 @@ class Kube:
                         obj = event.get("object") or {}
                         raise from_status(int(obj.get("code") or 500), obj, resource=resource)
                     yield str(event.get("type")), event.get("object") or {}
-        except (ProtocolError, Urllib3Timeout, OSError):
-            return  # the stream ended; the caller watches again from its last resourceVersion
-        finally:
-            resp.release_conn()
+        finally:  # the stream ended (the caller watches again from its last resourceVersion) or was left
+            stream.close()
 
     def stream_lines(
         self, path: str, *, query: Mapping[str, Any] | None = None, timeout: float | None = None
-    ) -> Iterator[str]:
-        """Yield the lines of a text answer as they arrive (a Pod's ``log`` with ``follow=true``)."""
-        resp = self._send(
-            "GET", path, query=query, body=None, content_type=None, timeout=timeout, stream=True
-        )
-        if resp.status >= 300:
-            _read(resp, None)
-        buffer = b""
-        try:
-            for chunk in resp.stream(64 * 1024, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    yield line.decode(errors="replace")
-            if buffer:
-                yield buffer.decode(errors="replace")
-        except (ProtocolError, Urllib3Timeout, OSError):
-            return
-        finally:
-            resp.release_conn()
+    ) -> LineStream:
+        """The lines of a text answer as they arrive (a Pod's ``log`` with ``follow=true``).
+
+        Iterate it in one thread; :meth:`LineStream.abort` from another ends the iteration."""
+        return LineStream(self._open_stream(path, query=query, timeout=timeout, resource=None))
 
     def served(self, resource: Resource) -> bool:
         """Whether the cluster serves ``resource`` (discovery of its group/version)."""
@@ -509,34 +489,57 @@ class Kube:
         return clone
 
 
-def _read(resp: urllib3.BaseHTTPResponse, resource: Resource | None) -> Any:
-    data = resp.data
-    if 200 <= resp.status < 300:
+class LineStream:
+    """A streamed text answer, line by line; closed when iterated to its end or aborted."""
+
+    def __init__(self, stream: transport.Stream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[str]:
+        buffer = b""
+        try:
+            for chunk in self._stream.chunks():
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    yield line.decode(errors="replace")
+            if buffer:
+                yield buffer.decode(errors="replace")
+        finally:
+            self._stream.close()
+
+    def abort(self) -> None:
+        self._stream.abort()
+
+
+def _read(status: int, data: bytes, resource: Resource | None) -> Any:
+    if 200 <= status < 300:
         return _loads(data) if data else {}
     try:
         body: Any = _loads(data) if data else None
     except ValueError:
         body = data.decode(errors="replace")
-    raise from_status(resp.status, body, resource=resource)
+    raise from_status(status, body, resource=resource)
 
 
-def _unreachable(conn: Connection, exc: BaseException) -> UnreachableError:
+def _unreachable(conn: Connection, exc: OSError) -> UnreachableError:
     where = f'{conn.server} (context "{conn.context}")' if conn.context else conn.server
-    if isinstance(exc, (SSLError, ssl.SSLError)) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        detail = (
-            "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else shorten(str(exc), 160)
-        )
+    if isinstance(exc, transport.TLSFailed):
+        text = str(exc)
+        detail = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text else shorten(text, 160)
         return UnreachableError(
             f"TLS handshake with the API server at {where} failed: {detail}; check the cluster's "
             "certificate-authority in the kubeconfig (or the server name it was issued for)"
         )
-    if isinstance(exc, Urllib3Timeout) and not isinstance(exc, NewConnectionError):
+    if isinstance(exc, transport.ReadTimeout):
         limit = f" within {conn.request_timeout:g}s" if conn.request_timeout else ""
         return RequestTimeout(
             f"the API server at {where} did not answer{limit}; raise --request-timeout or check the server"
         )
-    reason = "connection refused" if "refused" in str(exc).lower() else shorten(str(exc), 160)
-    return UnreachableError(f"cannot reach the API server at {where}: {reason}; is the cluster running?")
+    text = str(exc)
+    reason = "connection refused" if "refused" in text.lower() else shorten(text, 160)
+    via = " through its proxy" if conn.proxy_url else ""
+    return UnreachableError(f"cannot reach the API server at {where}{via}: {reason}; is the cluster running?")
 
 
 def connect(target: ClusterTarget | None = None, *, environ: Mapping[str, str] | None = None) -> Kube:

@@ -46,16 +46,27 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
 @pytest.fixture(scope="module")
 def node(kwok: ControlPlane, admin_kube: Kube) -> Iterator[str]:
     name = "kwok-ai-platform"
+    taint = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+    make_node(admin_kube, name, kwok="fake", labels={"type": "kwok"}, spec={"taints": [taint]})
+    yield name
+    admin_kube.delete(kinds.NODES, name, ignore_missing=True)
+
+
+def make_node(
+    admin_kube: Kube,
+    name: str,
+    *,
+    kwok: str,
+    labels: dict[str, str] | None = None,
+    spec: dict[str, Any] | None = None,
+) -> None:
+    """A Node for the kwok that runs those annotated ``kwok.x-k8s.io/node: <kwok>``, once Ready."""
     admin_kube.delete(kinds.NODES, name, ignore_missing=True)
     admin_kube.create(
         kinds.NODES,
         {
-            "metadata": {
-                "name": name,
-                "annotations": {"kwok.x-k8s.io/node": "fake"},
-                "labels": {"type": "kwok"},
-            },
-            "spec": {"taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]},
+            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": kwok}, "labels": labels or {}},
+            "spec": spec or {},
             "status": {
                 "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "110"},
                 "capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
@@ -68,8 +79,6 @@ def node(kwok: ControlPlane, admin_kube: Kube) -> Iterator[str]:
             for c in (admin_kube.get(kinds.NODES, name).get("status") or {}).get("conditions", [])
         )
     )
-    yield name
-    admin_kube.delete(kinds.NODES, name, ignore_missing=True)
 
 
 def replica_pod(job: str, rtype: str, index: int, *, gated: bool = False) -> dict[str, Any]:
@@ -331,3 +340,113 @@ def test_stream_logs_ends_with_the_job_and_submit_reports_its_outcome(
     failing.join()
     assert code == 1
     assert "Job [doomed] submitted successfully." in err
+
+
+# -- stream-logs over real Pod logs: kube-apiserver's pods/log proxied to a kubelet (kwok's) ---------
+LOG_NODE = "kwok-logs"
+STAMP = "2026-12-02T05:00:0{}.000000000Z"
+
+
+@pytest.fixture(scope="module")
+def log_files(
+    kwok: ControlPlane, admin_kube: Kube, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Path]]:
+    """Log files of the Pods streamed-master-0 and streamed-worker-0, served by a kwok kubelet."""
+    folder = tmp_path_factory.mktemp("pod-logs")
+    files = {task: folder / f"{task}.log" for task in ("master", "worker")}
+    files["master"].write_text(
+        f"{STAMP.format(1)} stdout F epoch 1 loss 0.9\n{STAMP.format(2)} stdout F epoch 2 loss 0.5\n"
+    )
+    files["worker"].write_text(f"{STAMP.format(3)} stderr F worker 0 connected to the master\n")
+    logs = [
+        {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": f"streamed-{task}"},
+            "spec": {
+                "selector": {"matchNames": [f"streamed-{task}-0"]},
+                "logs": [{"containers": ["tensorflow"], "logsFile": str(path), "follow": True}],
+            },
+        }
+        for task, path in files.items()
+    ]
+    kwok.start_log_kwok("kwok-logs", node_annotation="logs", logs=logs)
+    make_node(admin_kube, LOG_NODE, kwok="logs")
+    try:
+        yield files
+    finally:
+        admin_kube.delete(kinds.NODES, LOG_NODE, ignore_missing=True)
+        kwok.servers.pop("kwok-logs").stop()
+
+
+def _logged_pod(rtype: str) -> dict[str, Any]:
+    pod = replica_pod("streamed", rtype, 0)
+    pod["spec"] = {"nodeName": LOG_NODE, "containers": pod["spec"]["containers"]}
+    return pod
+
+
+def test_stream_logs_prints_every_replicas_log_as_it_comes_and_ends_with_the_job(
+    capsys: pytest.CaptureFixture[str],
+    kubeconfig: Path,
+    namespace: str,
+    kube: Kube,
+    log_files: dict[str, Path],
+) -> None:
+    assert (
+        ai(capsys, kubeconfig, namespace, "jobs", "submit", "training", "streamed", "--master-image-uri=i")[0]
+        == 0
+    )
+    kube.create(kinds.PODS, _logged_pod("master"))
+    wait_for(lambda: running(kube, "streamed-master-0"))
+
+    result: dict[str, Any] = {}
+
+    def stream() -> None:
+        result["code"] = run(
+            cli,
+            [
+                "jobs",
+                "stream-logs",
+                "streamed",
+                "--polling-interval=1",
+                "--kubeconfig",
+                str(kubeconfig),
+                "-n",
+                namespace,
+            ],
+            prog_name="kubectl ai-platform",
+        )
+
+    streamer = threading.Thread(target=stream, daemon=True)
+    started = time.monotonic()
+    streamer.start()
+    time.sleep(3)
+    # A replica that starts later is followed too, and lines written meanwhile arrive.
+    kube.create(kinds.PODS, _logged_pod("worker"))
+    wait_for(lambda: running(kube, "streamed-worker-0"))
+    with log_files["master"].open("a") as log:
+        log.write(f"{STAMP.format(4)} stdout F epoch 3 loss 0.2\n")
+    time.sleep(3)
+    set_conditions(kube, "streamed", "Created", "Running", "Succeeded")
+    streamer.join(60)
+    assert not streamer.is_alive(), "stream-logs did not end with the job"
+    assert result["code"] == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if "master-replica-0" in line] == [
+        f"INFO\t{STAMP.format(1)}\tmaster-replica-0\tepoch 1 loss 0.9",
+        f"INFO\t{STAMP.format(2)}\tmaster-replica-0\tepoch 2 loss 0.5",
+        f"INFO\t{STAMP.format(4)}\tmaster-replica-0\tepoch 3 loss 0.2",
+    ]
+    assert [line for line in out if "worker-replica-0" in line] == [
+        f"INFO\t{STAMP.format(3)}\tworker-replica-0\tworker 0 connected to the master"
+    ]
+    assert time.monotonic() - started < 40
+
+    # One task only; the job has ended, so what its log holds is printed and the command ends.
+    code, out_text, err = ai(
+        capsys, kubeconfig, namespace, "jobs", "stream-logs", "streamed", "--task-name=worker-replica-0"
+    )
+    assert code == 0, err
+    assert out_text.splitlines() == [
+        f"INFO\t{STAMP.format(3)}\tworker-replica-0\tworker 0 connected to the master"
+    ]

@@ -4,9 +4,11 @@ request kube-controller-manager, kube-scheduler and kwok (simulated nodes that r
 from __future__ import annotations
 
 import base64
+import socket
 import ssl
 import tempfile
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,11 +239,54 @@ class ControlPlane:
             log_dir=self.workdir,
         )
 
+    def start_log_kwok(self, name: str, *, node_annotation: str, logs: Sequence[Mapping[str, Any]]) -> None:
+        """A further kwok that serves the kubelet API, so kube-apiserver's ``pods/log`` reaches it.
+
+        It runs the Nodes annotated ``kwok.x-k8s.io/node: <node_annotation>`` and gives them the
+        address 127.0.0.1 and its own port, where it answers over TLS (kube-apiserver does not check a
+        kubelet's certificate unless told to). Container logs come from the files named by ``logs``:
+        kwok ``Logs`` objects (metadata name/namespace of the Pod, spec.logs[].logsFile in the CRI
+        format ``<RFC3339Nano> stdout F <text>``), read when the log is asked for and followed.
+        """
+        if name in self.servers:
+            raise RuntimeError(f"{name} is running already")
+        port = free_port()
+        crt, key = self.ca.issue("kwok-kubelet", hosts=("127.0.0.1",), server=True).write(self.pki_dir, name)
+        config = self.workdir / f"{name}.yaml"
+        stages = Path(binaries.path_of("kwok-stages.yaml")).read_text()
+        config.write_text(stages.rstrip() + "\n---\n" + yaml.safe_dump_all(logs))
+        self.servers[name] = Server(
+            name,
+            [
+                binaries.path_of("kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={config}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node={node_annotation}",
+                "--node-lease-duration-seconds=40",
+                "--cidr=10.245.0.0/16",
+                "--node-ip=127.0.0.1",
+                f"--node-port={port}",
+                f"--server-address=127.0.0.1:{port}",
+                f"--tls-cert-file={crt}",
+                f"--tls-private-key-file={key}",
+            ],
+            log_dir=self.workdir,
+        )
+        self.servers[name].wait_ready(lambda: _port_open(port), timeout=60)
+
     def stop(self) -> None:
+        for name in [n for n in self.servers if n.startswith("kwok-")]:
+            self.servers.pop(name).stop()
         for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             server = self.servers.pop(name, None)
             if server is not None:
                 server.stop()
+
+
+def _port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
 
 
 def _http_ok(url: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -89,6 +91,38 @@ class Scripted:
 
     def lines(self, pod: str, container: str) -> Iterator[str]:
         yield f"2026-01-01T00:00:00Z hello from {pod}/{container}"
+
+    def close(self) -> None:
+        pass
+
+
+class NeverEnding(Scripted):
+    """Log streams that stay open after the job ended (a lost node, a kubelet that keeps following)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop = threading.Event()
+
+    def lines(self, pod: str, container: str) -> Iterator[str]:
+        yield f"2026-01-01T00:00:00Z last words of {pod}"
+        self.stop.wait(60)
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def test_stream_logs_ends_with_the_job_when_a_stream_stays_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "END_GRACE", 0.2)
+    source = NeverEnding()
+    started = time.monotonic()
+    events = list(logs.follow(None, "j", source=source, sleep=lambda _s: None))
+    assert time.monotonic() - started < 5
+    assert source.stop.is_set()
+    assert events[-1].final_state == "SUCCEEDED"
+    assert {e.line.split("\t")[-1] for e in events if e.line} == {
+        "last words of j-master-0",
+        "last words of j-worker-0",
+    }
 
 
 def test_stream_logs_follows_late_pods_and_ends_with_the_job() -> None:
