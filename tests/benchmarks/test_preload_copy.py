@@ -71,7 +71,9 @@ def tool_venv(root: Path, name: str, package: str) -> Path:
 
 
 def fresh(path: Path) -> Path:
+    """``path`` gone, and the disk quiet: the last tool's writeback must not slow the next one."""
     shutil.rmtree(path, ignore_errors=True)
+    os.sync()
     return path
 
 

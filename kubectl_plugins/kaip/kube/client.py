@@ -169,9 +169,10 @@ class Kube:
             if self._exec.cert:
                 cert, key = self._exec.cert
         try:
-            endpoint = transport.Endpoint.parse(conn.server, conn.proxy_url)
+            endpoint = transport.Endpoint.parse(conn.server, conn.proxy_url, proxy_from=conn.proxy_from)
         except ValueError as exc:
-            raise ConfigError(f'kubeconfig: cluster "{conn.cluster}": {exc}') from exc
+            where = f'kubeconfig: cluster "{conn.cluster}": ' if conn.proxy_from == "proxy-url" else ""
+            raise ConfigError(f"{where}{exc}") from exc
         self._pool = transport.Pool(
             endpoint,
             tls=_ssl_context(conn, cert, key) if endpoint.scheme == "https" else None,

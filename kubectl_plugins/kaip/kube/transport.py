@@ -49,8 +49,8 @@ class Endpoint:
     proxy_authorization: str | None = None
 
     @classmethod
-    def parse(cls, server: str, proxy_url: str | None) -> Endpoint:
-        """Raise ValueError naming what is wrong with ``server`` or ``proxy_url``."""
+    def parse(cls, server: str, proxy_url: str | None, *, proxy_from: str = "proxy-url") -> Endpoint:
+        """Raise ValueError naming what is wrong with ``server`` or ``proxy_url`` (from ``proxy_from``)."""
         parts = urlsplit(server)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f'server "{server}" is not an http(s) URL')
@@ -61,7 +61,7 @@ class Endpoint:
         if proxy.scheme != "http" or not proxy.hostname:
             # The URL may hold a password: name only its scheme.
             raise ValueError(
-                f'a proxy-url of scheme "{proxy.scheme}" is not supported: give an http:// proxy '
+                f'{proxy_from}: a proxy of scheme "{proxy.scheme}" is not supported: give an http:// proxy '
                 "(https to the API server is tunnelled through it with CONNECT)"
             )
         auth = None

@@ -16,6 +16,7 @@ from kaip.kube.config import (
     load,
     merge_kubeconfigs,
     parse_duration,
+    proxy_from_environment,
     resolve,
 )
 
@@ -270,3 +271,67 @@ def test_request_timeout_durations(text: str, seconds: float) -> None:
 def test_bad_request_timeout_is_refused(text: str) -> None:
     with pytest.raises(ConfigError, match="--request-timeout"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("server", "environ", "expected"),
+    [
+        (
+            "https://api.example.org:6443",
+            {"HTTPS_PROXY": "http://proxy:3128"},
+            ("HTTPS_PROXY", "http://proxy:3128"),
+        ),
+        ("https://api.example.org", {"https_proxy": "proxy:3128"}, ("https_proxy", "http://proxy:3128")),
+        ("http://api.example.org", {"HTTPS_PROXY": "http://proxy:3128"}, None),  # http takes HTTP_PROXY
+        ("http://api.example.org", {"HTTP_PROXY": "http://proxy:80"}, ("HTTP_PROXY", "http://proxy:80")),
+        ("https://127.0.0.1:6443", {"HTTPS_PROXY": "http://proxy:3128"}, None),  # loopback never
+        ("https://localhost:6443", {"HTTPS_PROXY": "http://proxy:3128"}, None),
+        ("https://[::1]:6443", {"HTTPS_PROXY": "http://proxy:3128"}, None),
+        ("https://api.example.org", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.org"}, None),
+        ("https://example.org", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.org"}, None),
+        (
+            "https://example.org",
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".example.org"},
+            ("HTTPS_PROXY", "http://p:1"),
+        ),
+        ("https://api.example.org", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*.example.org"}, None),
+        (
+            "https://badexample.org",
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.org"},
+            ("HTTPS_PROXY", "http://p:1"),
+        ),
+        ("https://10.1.2.3:6443", {"HTTPS_PROXY": "http://p:1", "no_proxy": "10.0.0.0/8"}, None),
+        (
+            "https://10.1.2.3:6443",
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "10.1.2.3:443"},
+            ("HTTPS_PROXY", "http://p:1"),
+        ),
+        ("https://10.1.2.3:6443", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "10.1.2.3:6443"}, None),
+        ("https://api.example.org", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": " other.org , *"}, None),
+        ("https://api.example.org", {}, None),
+    ],
+)
+def test_proxy_from_the_environment_follows_kubectls_rules(
+    server: str, environ: dict[str, str], expected: tuple[str, str] | None
+) -> None:
+    assert proxy_from_environment(server, environ) == expected
+
+
+def test_a_kubeconfig_proxy_url_wins_over_the_environment(tmp_path: Path) -> None:
+    doc = {
+        "clusters": [
+            {"name": "c", "cluster": {"server": "https://api.example.org", "proxy-url": "http://kc:1"}}
+        ],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(doc))
+    env = {"HTTPS_PROXY": "http://env:2"}
+    conn = load(ClusterTarget(kubeconfig=str(path)), env)
+    assert (conn.proxy_url, conn.proxy_from) == ("http://kc:1", "proxy-url")
+    del doc["clusters"][0]["cluster"]["proxy-url"]
+    path.write_text(yaml.safe_dump(doc))
+    conn = load(ClusterTarget(kubeconfig=str(path)), env)
+    assert (conn.proxy_url, conn.proxy_from) == ("http://env:2", "HTTPS_PROXY")
