@@ -2,9 +2,10 @@
 
 Small objects are one GET each, streamed to a temporary file while their checksum is computed;
 objects above ``multipart_threshold`` are cut into ``part_size`` ranges fetched by any worker and
-written in place with ``pwrite``, then checked by reading the file back. Every finished file is
-renamed to its name and appended to the journal (:mod:`kaip.preload.manifest`), so a killed run
-resumes without fetching a finished file again, and a run over an unchanged source fetches nothing.
+written in place (``splice`` from the socket over plain HTTP, ``pwrite`` otherwise), then checked by
+reading the file back. Every finished file is renamed to its name and appended to the journal
+(:mod:`kaip.preload.manifest`), so a killed run resumes without fetching a finished file again, and a
+run over an unchanged source fetches nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class CopyOptions:
     #: Remove files an earlier run loaded whose objects are gone from the source.
     delete_removed: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Seconds a connection may stay silent (connect, or between bytes of an answer) before a retry.
+    timeout: float = 60.0
     progress_interval: float = 0.5
 
     def store_config(self) -> StoreConfig:
@@ -68,6 +71,7 @@ class CopyOptions:
             anonymous=self.anonymous,
             max_connections=max(self.workers, 10),
             retry=self.retry,
+            timeout=self.timeout,
         )
 
 
@@ -304,20 +308,15 @@ class _Run:
                     large.failed = True
                     self._refuse(large.entry, str(exc))
                     return
-        position = offset
-
-        def write(chunk: bytes) -> None:
-            nonlocal position
-            view = memoryview(chunk)
-            while view:
-                n = os.pwrite(large.fd, view, position)
-                position += n
-                view = view[n:]
-            with self.lock:
-                self.bytes_done += len(chunk)
-
         try:
-            self.store.read(self.source.bucket, large.entry.obj, offset=offset, length=length, write=write)
+            self.store.read_into(
+                self.source.bucket,
+                large.entry.obj,
+                offset=offset,
+                length=length,
+                fd=large.fd,
+                moved=self._count_bytes,
+            )
         except BaseException:
             with large.lock:
                 if not large.failed:

