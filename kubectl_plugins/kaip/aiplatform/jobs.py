@@ -3,8 +3,9 @@ pure views of :mod:`kaip.aiplatform.views` and :mod:`kaip.aiplatform.states`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kaip.aiplatform import catalog as catalogs
@@ -87,14 +88,12 @@ def _list_if_served(kube: Kube, resource: Resource, *, all_namespaces: bool) -> 
 
 def list_views(kube: Kube, *, all_namespaces: bool) -> list[views.JobView]:
     """Every kind listed at once (no discovery round trip: a kind not served answers 404)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(JOB_RESOURCES) + 1) as pool:
-        pods_future = pool.submit(_pods_by_job, kube, all_namespaces=all_namespaces)
-        lists = list(
-            pool.map(lambda r: _list_if_served(kube, r, all_namespaces=all_namespaces), JOB_RESOURCES)
-        )
-        pods = pods_future.result()
+    results = _in_parallel(
+        [partial(_pods_by_job, kube, all_namespaces=all_namespaces)]
+        + [partial(_list_if_served, kube, r, all_namespaces=all_namespaces) for r in JOB_RESOURCES]
+    )
+    pods: dict[tuple[str, str], list[dict[str, Any]]] = results[0]
+    lists: list[list[dict[str, Any]] | None] = results[1:]
     _require_any([r for r, items in zip(JOB_RESOURCES, lists, strict=True) if items is not None])
     objects = [obj for items in lists for obj in items or ()]
     out = []
@@ -104,6 +103,31 @@ def list_views(kube: Kube, *, all_namespaces: bool) -> list[views.JobView]:
         meta = obj.get("metadata") or {}
         out.append(views.view(obj, pods.get((str(meta.get("namespace")), str(meta.get("name"))), [])))
     return out
+
+
+def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Each call's result in order, run on threads of their own; the first failure is raised.
+
+    Plain threads, not concurrent.futures: that imports logging, 5 ms of a `jobs list`."""
+    import threading
+
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def find(kube: Kube, job: str) -> tuple[Resource, dict[str, Any]]:

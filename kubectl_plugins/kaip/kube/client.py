@@ -33,14 +33,14 @@ from kaip.resources.kinds import Resource
 try:  # orjson is several times faster on large lists (5,000 Nodes)
     import orjson
 
-    def _loads(data: bytes) -> Any:
+    def _loads(data: bytes | str) -> Any:
         return orjson.loads(data)
 
     def _dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
 except ImportError:  # pragma: no cover - orjson is a declared dependency
 
-    def _loads(data: bytes) -> Any:
+    def _loads(data: bytes | str) -> Any:
         return json.loads(data)
 
     def _dumps(obj: Any) -> bytes:
@@ -444,24 +444,20 @@ class Kube:
             "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": "true" if allow_bookmarks else None,
         }
-        stream = self._open_stream(
-            resource.path(namespace=ns), query=query, timeout=timeout_seconds + 30, resource=resource
+        lines = LineStream(
+            self._open_stream(
+                resource.path(namespace=ns), query=query, timeout=timeout_seconds + 30, resource=resource
+            )
         )
-        buffer = b""
-        try:
-            for chunk in stream.chunks():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    event = _loads(line)
-                    if event.get("type") == "ERROR":
-                        obj = event.get("object") or {}
-                        raise from_status(int(obj.get("code") or 500), obj, resource=resource)
-                    yield str(event.get("type")), event.get("object") or {}
-        finally:  # the stream ended (the caller watches again from its last resourceVersion) or was left
-            stream.close()
+        # The stream's end (the caller watches again from its last resourceVersion) ends this too.
+        for line in lines:
+            if not line.strip():
+                continue
+            event = _loads(line)
+            if event.get("type") == "ERROR":
+                obj = event.get("object") or {}
+                raise from_status(int(obj.get("code") or 500), obj, resource=resource)
+            yield str(event.get("type")), event.get("object") or {}
 
     def stream_lines(
         self, path: str, *, query: Mapping[str, Any] | None = None, timeout: float | None = None

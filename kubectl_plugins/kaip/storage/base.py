@@ -132,11 +132,8 @@ class Store(abc.ABC):
                 opened.splice(fd, position, count)
                 return
             for chunk in opened.chunks:
-                view = memoryview(chunk)
-                while view:
-                    n = os.pwrite(fd, view, position)
-                    position += n
-                    view = view[n:]
+                pwrite_all(fd, chunk, position)
+                position += len(chunk)
                 count(len(chunk))
 
         self._fetch(bucket, obj, offset=offset, length=length, pump=pump, moved=moved)
@@ -190,3 +187,12 @@ class Store(abc.ABC):
             call(attempt, policy=self.config.retry, counter=self.counter)
         elif on_open is not None:
             on_open(())
+
+
+def pwrite_all(fd: int, data: bytes, position: int) -> None:
+    """Write all of ``data`` at ``position`` of ``fd`` (a pwrite may take less than it was given)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, position)
+        position += n
+        view = view[n:]

@@ -18,6 +18,8 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 
+from kaip.storage.base import pwrite_all
+
 MAX_LINE = 65536
 MAX_HEADERS = 200
 LARGE_READ = 256 * 1024
@@ -124,7 +126,7 @@ class Response:
                 buffered = rfile.peek(1)[: self._left]
                 if buffered:
                     rfile.read(len(buffered))
-                    _pwrite_all(fd, buffered, position)
+                    pwrite_all(fd, buffered, position)
                     position += len(buffered)
                     self._left -= len(buffered)
                     moved(len(buffered))
@@ -266,11 +268,3 @@ class Connection:
             raise WireError("too many headers")
         self._busy = True
         return Response(self, status, headers, head=method == "HEAD")
-
-
-def _pwrite_all(fd: int, data: bytes, position: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, position)
-        position += n
-        view = view[n:]
