@@ -245,8 +245,9 @@ class ControlPlane:
         It runs the Nodes annotated ``kwok.x-k8s.io/node: <node_annotation>`` and gives them the
         address 127.0.0.1 and its own port, where it answers over TLS (kube-apiserver does not check a
         kubelet's certificate unless told to). Container logs come from the files named by ``logs``:
-        kwok ``Logs`` objects (metadata name/namespace of the Pod, spec.logs[].logsFile in the CRI
-        format ``<RFC3339Nano> stdout F <text>``), read when the log is asked for and followed.
+        kwok ``Logs`` (one Pod: its metadata name and namespace) or ``ClusterLogs`` objects (the Pods
+        of ``spec.selector``), whose ``spec.logs[].logsFile`` is in the CRI format
+        ``<RFC3339Nano> stdout F <text>``, read when the log is asked for and followed.
         """
         if name in self.servers:
             raise RuntimeError(f"{name} is running already")
