@@ -34,6 +34,8 @@ class LogEvent:
 
 
 class LogSource(Protocol):
+    closed: bool  # set by close(): a stream that ends then is no failure to report
+
     def job(self) -> tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]: ...
 
     def lines(self, pod: str, container: str) -> Iterator[str]: ...
@@ -127,7 +129,7 @@ def _read(source: LogSource, pod: str, container: str, task: str, out: queue.Que
         for raw in source.lines(pod, container):
             out.put(format_line(raw, task))
     except Exception as exc:
-        if not getattr(source, "closed", False):
+        if not source.closed:
             out.put(f"WARNING\t-\t{task}\tlog stream ended: {exc}")
 
 

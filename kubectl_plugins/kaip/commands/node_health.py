@@ -371,10 +371,10 @@ def _remediation_history(kube: Kube, node: str) -> list[list[str]] | None:
 
     try:
         return views.history(kube.get(names.REMEDIATIONS, node))
+    except (ApiMissing, Forbidden):  # before NotFound: ApiMissing is one
+        return None
     except NotFound:
         return []
-    except (ApiMissing, Forbidden):
-        return None
 
 
 for _command in REMEDIATION_COMMANDS:  # remediate, pause, resume, reset-breaker, remediation

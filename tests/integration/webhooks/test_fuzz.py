@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import re
@@ -104,7 +105,9 @@ def pod_like(draw: st.DrawFn) -> Any:
             if draw(st.booleans()) and last in target:
                 del target[last]
             else:
-                target[last] = draw(st.sampled_from(PLAUSIBLE) | json_values)
+                # A copy: a later step may edit what it put here, and PLAUSIBLE must stay as written
+                # (Hypothesis refuses a strategy whose values change between test cases).
+                target[last] = copy.deepcopy(draw(st.sampled_from(PLAUSIBLE) | json_values))
         elif isinstance(target, list) and isinstance(last, int) and target:
             target[0] = draw(json_values)
     return pod

@@ -64,6 +64,7 @@ class Scripted:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.closed = False
 
     def job(self) -> tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]:
         self.calls += 1
@@ -93,7 +94,7 @@ class Scripted:
         yield f"2026-01-01T00:00:00Z hello from {pod}/{container}"
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
 
 class NeverEnding(Scripted):
@@ -108,6 +109,7 @@ class NeverEnding(Scripted):
         self.stop.wait(60)
 
     def close(self) -> None:
+        self.closed = True
         self.stop.set()
 
 

@@ -364,3 +364,25 @@ def test_describe_lists_conditions_pods_and_newest_events() -> None:
     assert [r[1] for r in sections["Pods holding accelerators"].rows] == ["train-0"]
     reasons = [r[2] for r in sections["Events"].rows]
     assert reasons == [f"R{i}" for i in range(5, 25)]  # the newest 20, oldest first
+
+
+class _Answers:
+    """A stand-in for the API client that raises one error on get: which error the cluster gives for
+    each case is proven against kube-apiserver elsewhere; this pins how describe reads them."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get(self, *_args: object, **_kwargs: object) -> dict[str, object]:
+        raise self.error
+
+
+def test_remediation_history_is_left_out_where_the_cluster_serves_no_remediation() -> None:
+    from kaip.commands.node_health import _remediation_history
+    from kaip.kube.errors import NotFound, api_missing
+    from kaip.resources import remediation
+
+    missing = _Answers(api_missing(remediation.REMEDIATIONS))
+    assert _remediation_history(missing, "gpu-0") is None  # type: ignore[arg-type]
+    never_remediated = _Answers(NotFound("not found", status=404, details={"name": "gpu-0"}))
+    assert _remediation_history(never_remediated, "gpu-0") == []  # type: ignore[arg-type]

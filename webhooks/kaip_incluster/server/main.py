@@ -13,7 +13,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -31,32 +31,25 @@ from kaip_incluster.server.tls import ReloadingContext
 log = logging.getLogger("kaip.webhook")
 
 
-async def _every(seconds: float, work: Callable[[], object], what: str) -> None:
-    loop = asyncio.get_running_loop()
+async def _every(seconds: float, step: Callable[[], Awaitable[object]], what: str) -> None:
     while True:
         try:
-            await loop.run_in_executor(None, work)
+            await step()
         except KaipError as exc:
             log.warning("%s failed: %s", what, exc.message)
         await asyncio.sleep(seconds)
 
 
-async def _tls_loop(seconds: float, tls: ReloadingContext, ca: SelfManagedCA | None, state: State) -> None:
+async def _tls_step(tls: ReloadingContext, ca: SelfManagedCA | None, state: State) -> None:
     """Renew a self-issued certificate (API calls: in a worker thread), then load changed files into
     the serving context on the event loop's own thread, never while that thread starts a handshake
     from the same context (OpenSSL does not allow changing a context while another thread uses it)."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            if ca is not None:
-                await loop.run_in_executor(None, ca.ensure_serving)
-            before = tls.reloads
-            tls.reload()
-            if tls.reloads > before:
-                state.metrics.cert_reloads.inc(tls.reloads - before)
-        except KaipError as exc:
-            log.warning("TLS failed: %s", exc.message)
-        await asyncio.sleep(seconds)
+    if ca is not None:
+        await asyncio.get_running_loop().run_in_executor(None, ca.ensure_serving)
+    before = tls.reloads
+    tls.reload()
+    if tls.reloads > before:
+        state.metrics.cert_reloads.inc(tls.reloads - before)
 
 
 async def _serve(
@@ -71,14 +64,11 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(_tls_loop(settings.reload_interval, tls, ca, state))]
+    tasks = [asyncio.create_task(_every(settings.reload_interval, lambda: _tls_step(tls, ca, state), "TLS"))]
     if ca is not None:
         configurations = settings.configurations
-        tasks.append(
-            asyncio.create_task(
-                _every(settings.cabundle_interval, lambda: ca.sync_bundles(configurations), "caBundle")
-            )
-        )
+        bundles = lambda: loop.run_in_executor(None, ca.sync_bundles, configurations)  # noqa: E731
+        tasks.append(asyncio.create_task(_every(settings.cabundle_interval, bundles, "caBundle")))
     await stop.wait()
     log.info("stopping")
     state.tls_loaded = False  # readiness drops first, so the Service stops sending new reviews
