@@ -20,7 +20,7 @@ lint: setup
 	PYTHONPATH=tests/support lint-imports
 
 demo: setup testbin
-	PYTHONPATH=tests/support $(PYTHON) -m kaip_testbed.demo
+	PYTHONPATH=tests/support $(PYTHON) -m kaip_testbed.demo $(ARGS)
 
 bench: setup testbin
 	$(PYTHON) -m pytest tests/benchmarks -s -p no:cacheprovider

@@ -17,6 +17,10 @@ MINIO_VERSION="${KAIP_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 FAKEGCS_VERSION="${KAIP_FAKEGCS_VERSION:-v1.56.1}"
 # Not in the folder's key (adding it would rebuild everything): a different version is built over it.
 KREW_VERSION="${KAIP_KREW_VERSION:-v0.4.3}"
+# Kubeflow's operators (not in the key either; each records its version beside its binaries).
+TRAINING_OPERATOR_VERSION="${KAIP_TRAINING_OPERATOR_VERSION:-v1.9.2}"
+MPI_OPERATOR_VERSION="${KAIP_MPI_OPERATOR_VERSION:-v0.6.0}"
+KATIB_VERSION="${KAIP_KATIB_VERSION:-v0.19.0}"
 
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gcs-${FAKEGCS_VERSION}_minio-${MINIO_VERSION##*-}"
 out="${KAIP_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kaip/testbin/$key}"
@@ -108,6 +112,13 @@ if need kwok-stages.yaml; then
   done >"$out/kwok-stages.yaml"
 fi
 
+if [[ ! -e "$out/kwok-crds/kwok.x-k8s.io_logs.yaml" ]]; then
+  # kwok's own CRDs (Logs and friends): with --enable-crds a kwok reads them from the API server.
+  bases="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/crd/bases"
+  [[ -d "$bases" ]] || go mod download "sigs.k8s.io/kwok@$KWOK_VERSION"
+  mkdir -p "$out/kwok-crds" && cp "$bases"/*.yaml "$out/kwok-crds/" && chmod u+w "$out/kwok-crds"/*.yaml
+fi
+
 if need fake-gcs-server; then
   log "building fake-gcs-server $FAKEGCS_VERSION"
   </dev/null build_module fakegcs github.com/fsouza/fake-gcs-server "$FAKEGCS_VERSION" "" github.com/fsouza/fake-gcs-server
@@ -127,7 +138,54 @@ if need kubectl-krew validate-krew-manifest || [[ "$(cat "$out/krew.version" 2>/
   echo "$KREW_VERSION" >"$out/krew.version"
 fi
 
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio kubectl-krew validate-krew-manifest; do
+# The upstream YAML (CRDs, webhook configurations, Katib's config) ships inside each module zip: copy
+# the folders the test bed reads next to the binaries, from the same module version.
+copy_manifests() {
+  local mod="$1" version="$2" dest="$3"; shift 3
+  local dir
+  dir="$(go mod download -json "$mod@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  rm -rf "$out/$dest" && mkdir -p "$out/$dest"
+  for sub in "$@"; do
+    mkdir -p "$out/$dest/$(dirname "$sub")"
+    cp -R "$dir/$sub" "$out/$dest/$sub"
+  done
+  chmod -R u+w "$out/$dest"
+}
+
+built_at() { [[ "$(cat "$out/$1.version" 2>/dev/null)" == "$2" ]]; }
+
+if need training-operator || ! built_at training-operator "$TRAINING_OPERATOR_VERSION"; then
+  log "building Kubeflow training-operator $TRAINING_OPERATOR_VERSION"
+  </dev/null build_module training-operator github.com/kubeflow/training-operator "$TRAINING_OPERATOR_VERSION" "" \
+    github.com/kubeflow/training-operator/cmd/training-operator.v1
+  mv "$out/training-operator.v1" "$out/training-operator"
+  copy_manifests github.com/kubeflow/training-operator "$TRAINING_OPERATOR_VERSION" training-operator-manifests \
+    manifests/base/crds manifests/base/webhook
+  echo "$TRAINING_OPERATOR_VERSION" >"$out/training-operator.version"
+fi
+
+if need mpi-operator || ! built_at mpi-operator "$MPI_OPERATOR_VERSION"; then
+  log "building Kubeflow mpi-operator $MPI_OPERATOR_VERSION"
+  </dev/null build_module mpi-operator github.com/kubeflow/mpi-operator "$MPI_OPERATOR_VERSION" "" \
+    github.com/kubeflow/mpi-operator/cmd/mpi-operator
+  copy_manifests github.com/kubeflow/mpi-operator "$MPI_OPERATOR_VERSION" mpi-operator-manifests manifests/base
+  echo "$MPI_OPERATOR_VERSION" >"$out/mpi-operator.version"
+fi
+
+if need katib-controller file-metricscollector || ! built_at katib "$KATIB_VERSION"; then
+  log "building Katib $KATIB_VERSION (controller, file metrics collector)"
+  </dev/null build_module katib github.com/kubeflow/katib "$KATIB_VERSION" "" \
+    github.com/kubeflow/katib/cmd/katib-controller/v1beta1 \
+    github.com/kubeflow/katib/cmd/metricscollector/v1beta1/file-metricscollector
+  mv "$out/v1beta1" "$out/katib-controller"
+  copy_manifests github.com/kubeflow/katib "$KATIB_VERSION" katib-manifests \
+    manifests/v1beta1/components/crd manifests/v1beta1/components/webhook \
+    manifests/v1beta1/components/controller manifests/v1beta1/installs/katib-standalone
+  echo "$KATIB_VERSION" >"$out/katib.version"
+fi
+
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio kubectl-krew validate-krew-manifest \
+  training-operator mpi-operator katib-controller file-metricscollector; do
   [[ -x "$out/$b" ]] || { log "missing $b after the build"; exit 1; }
 done
 echo "$out"

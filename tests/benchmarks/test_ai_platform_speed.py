@@ -23,8 +23,8 @@ from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources import kubeflow as kf
 from kaip_testbed import binaries
+from kaip_testbed import kubeflow as kf_testbed
 from kaip_testbed.controlplane import ControlPlane
-from kaip_testbed.kubeflow import installer
 
 pytestmark = pytest.mark.integration
 EXE = os.path.join(sysconfig.get_path("scripts"), "kubectl-ai_platform")
@@ -80,8 +80,7 @@ def _tfjob(name: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def thousand_jobs(admin_kube: Kube) -> Iterator[None]:
-    crds = installer()
-    names = crds.install(admin_kube)
+    names = kf_testbed.install_crds(admin_kube, kf_testbed.crd_documents())
     spaces = [f"bench-aip-{i}" for i in range(NAMESPACES)]
     for ns in spaces:
         admin_kube.create(kinds.NAMESPACES, {"metadata": {"name": ns}})
@@ -96,7 +95,7 @@ def thousand_jobs(admin_kube: Kube) -> Iterator[None]:
     finally:
         for ns in spaces:
             admin_kube.delete(kinds.NAMESPACES, ns, ignore_missing=True)
-        crds.remove(admin_kube, names)
+        kf_testbed.remove_crds(admin_kube, names)
 
 
 @pytest.mark.usefixtures("thousand_jobs")

@@ -33,7 +33,7 @@ from kaip_testbed.controlplane import ControlPlane
 
 # The deployment helpers of the webhook integration tests (a plain module there).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "webhooks"))
-from webhook_bed import Webhook, deploy, undeploy
+from kaip_testbed.webhooks import Webhook, deploy, undeploy
 
 RATE = 500
 WARMUP_SECONDS = 3

@@ -4,13 +4,14 @@ pure views of :mod:`kaip.aiplatform.views` and :mod:`kaip.aiplatform.states`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kaip.aiplatform import catalog as catalogs
-from kaip.aiplatform import states, training, views
-from kaip.errors import OperationFailed
+from kaip.aiplatform import failures, states, training, views
+from kaip.errors import OperationFailed, shorten
 from kaip.resources import kubeflow as kf
 from kaip.resources.kinds import CONFIGMAPS, PODS, Resource
 
@@ -143,8 +144,11 @@ def find(kube: Kube, job: str) -> tuple[Resource, dict[str, Any]]:
         except NotFound:
             continue
     kinds = ", ".join(r.kind for r in resources)
-    raise OperationFailed(
-        f"job {job} not found in namespace {kube.namespace} (looked for {name} among {kinds})"
+    raise NotFound(
+        f"job {job} not found in namespace {kube.namespace} (looked for {name} among {kinds})",
+        status=404,
+        reason="NotFound",
+        details={"name": name},
     )
 
 
@@ -153,16 +157,53 @@ def pods_of(kube: Kube, name: str) -> list[dict[str, Any]]:
 
 
 def describe(kube: Kube, job: str) -> tuple[views.JobView, dict[str, Any], list[dict[str, Any]]]:
+    """The job's view, object and Pods; a failed job's view carries its failed container's log tail."""
     _, obj = find(kube, job)
     pods = [] if obj.get("kind") == kf.EXPERIMENTS.kind else pods_of(kube, obj["metadata"]["name"])
-    return views.view(obj, pods), obj, pods
+    view = views.view(obj, pods)
+    if view.failure and view.failure.replicas:
+        view = replace(view, failure=view.failure.with_logs(read_log_tail(kube, view.failure.replicas[0])))
+    return view, obj, pods
+
+
+#: Seconds to wait for a log: the kubelet behind pods/log may be gone with its node.
+LOG_TIMEOUT = 10.0
+
+
+def read_log_tail(kube: Kube, replica: failures.ReplicaFailure) -> failures.LogTail:
+    """The failed container's last lines through ``pods/log``; why not, where the server cannot serve it."""
+    from urllib.parse import urlencode
+
+    from kaip.errors import UnreachableError
+    from kaip.kube.errors import ApiError
+
+    if not replica.container:
+        return failures.LogTail(unavailable="the Pod failed as a whole; no container ended")
+    path = PODS.path(namespace=kube.namespace, name=replica.pod, subresource="log")
+    try:
+        text = kube.request_text(f"{path}?{urlencode(failures.log_query(replica))}", timeout=LOG_TIMEOUT)
+    except (ApiError, UnreachableError) as exc:
+        return failures.LogTail(unavailable=shorten(str(exc), 200))
+    return failures.log_tail(text)
 
 
 def replica_rows(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(task, phase, why) of each Pod: why it waits, or how its container ended."""
+    kind = str(obj.get("kind"))
+    main = kf.BY_KIND[kind].container if kind in kf.BY_KIND else ""
     rows = []
-    for pod in sorted(pods, key=lambda p: views.task_name(p, str(obj.get("kind")))):
+    for pod in sorted(pods, key=lambda p: views.task_name(p, kind)):
+        task = views.task_name(pod, kind)
         phase = str((pod.get("status") or {}).get("phase") or "Pending")
-        rows.append((views.task_name(pod, str(obj.get("kind"))), phase, states.pod_waiting_reason(pod)))
+        ended = failures.pod_failure(pod, task=task, main_container=main)
+        how = ""
+        if ended:
+            how = f"{ended.outcome()}: {ended.headline()}" if ended.headline() else ended.outcome()
+        if ended and not ended.previous:
+            why = how
+        else:  # running or waiting again after a failed run: what it waits for, else that run's end
+            why = states.pod_waiting_reason(pod) or (f"restarted after {how}" if how else "")
+        rows.append((task, phase, why))
     return rows
 
 

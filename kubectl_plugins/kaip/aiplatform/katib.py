@@ -4,6 +4,24 @@ are the job kind built for the same input, so unchanged AI Platform tuning code 
 The trial's program gets each value as ``--NAME=VALUE`` (as AI Platform passes them) and
 ``CLOUD_ML_TRIAL_ID``; what ``cloudml-hypertune`` writes to ``/tmp/hypertune/output.metrics`` (JSON
 lines) is read by Katib's File collector in JSON format. Pure.
+
+Katib's Pod webhook rewrites the primary container of a trial's primary Pod (katib v0.19.0
+``pkg/webhook/v1beta1/pod/utils.go`` ``wrapWorkerContainer``): it takes ``command + args`` (the
+image's entrypoint when there is no command), drops a leading ``sh -c`` / ``bash -c``, joins the rest
+with spaces, unquoted, appends ``&& echo completed > /tmp/hypertune/$$$$.pid`` (kubelet turns ``$$$$``
+into ``$$``, the shell into its PID), and runs that one string as ``sh -c``. The File collector then fails the
+trial unless the file named by the shell's PID says ``completed`` (``pkg/metricscollector/v1beta1/
+common/pns.go``). A job's ``sh -c SCRIPT MODULE ARGS`` with ``exec python`` cannot survive that: the
+module would be ``$0`` of the new shell (``sh``) and ``exec`` never comes back to write the marker.
+So a trial's module command is rendered with the module and every argument written into the script,
+shell-quoted, and python run as the shell's child (:func:`manifests.inline_module_command`): joined
+or not, the same words reach the program, and the shell lives on to write the marker and to return
+the program's exit code. The trial values sit in that script single-quoted, so values with a quote,
+backslash or control character are refused (a ``"`` or ``\\`` would also break Katib's own
+substitution, done in the template's JSON text).
+
+Katib admits Experiments, and injects its collector, only in namespaces labelled
+:data:`INJECTION_LABEL` ``=enabled`` (``pkg/webhook/v1beta1/experiment/validation_webhook.go``).
 """
 
 from __future__ import annotations
@@ -11,9 +29,11 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from kaip.aiplatform.manifests import inline_module_command
 from kaip.errors import UsageError
 from kaip.resources import kubeflow as kf
 
@@ -34,6 +54,10 @@ KNOWN = frozenset(
 KNOWN_PARAM = frozenset(
     {"parameterName", "type", "minValue", "maxValue", "categoricalValues", "discreteValues", "scaleType"}
 )
+#: Katib refuses longer Experiment names (validator.go, ValidateExperiment).
+MAX_EXPERIMENT_NAME = 40
+INJECTION_LABEL = "katib.kubeflow.org/metrics-collector-injection"
+_UNSAFE_VALUE = re.compile(r"['\"\\\x00-\x1f\x7f]")
 _SUCCEEDED = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
 _FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 
@@ -81,6 +105,12 @@ def _parameter(p: Mapping[str, Any], *, grid: bool, warnings: list[str]) -> tupl
         values = list(p.get(key) or [])
         if not values:
             raise UsageError(f"hyperparameter {name}: {ptype} needs {key}")
+        unsafe = next((v for v in values if _UNSAFE_VALUE.search(str(v))), None)
+        if unsafe is not None:
+            raise UsageError(
+                f"hyperparameter {name}: value {str(unsafe)!r} has a quote, backslash or control "
+                "character, which Katib cannot pass to a trial's command line"
+            )
         if ptype == "DISCRETE":
             numbers = [_number(v, f"{name}.discreteValues") for v in values]
             if any(b <= a for a, b in itertools.pairwise(numbers)):
@@ -111,8 +141,8 @@ def trial_parameter_name(name: str) -> str:
 def _primary_pod_labels(kind: kf.JobKind) -> dict[str, str]:
     if kind is kf.JAXJOB:
         return {kf.LABEL_REPLICA_TYPE: "worker", kf.LABEL_REPLICA_INDEX: "0"}
-    if kind is kf.MPIJOB:
-        return {kf.LABEL_REPLICA_TYPE: "launcher"}
+    if kind.framework == kf.MPIJOB.framework:  # v1 labels the replica type, v2beta1 the job role
+        return {kind.role_label: "launcher"}
     return {kf.LABEL_JOB_ROLE: "master"}
 
 
@@ -125,7 +155,7 @@ def experiment(job: Mapping[str, Any], hp: Mapping[str, Any]) -> tuple[dict[str,
         raise UsageError(
             "hyperparameters.resumePreviousJobId: Katib cannot resume another job's study; remove it"
         )
-    kind = kf.BY_KIND[str(job["kind"])]
+    kind = kf.kind_of(job)
     algorithm = str(hp.get("algorithm") or "ALGORITHM_UNSPECIFIED")
     if algorithm not in ALGORITHMS:
         raise UsageError(
@@ -143,6 +173,17 @@ def experiment(job: Mapping[str, Any], hp: Mapping[str, Any]) -> tuple[dict[str,
     names = [p["name"] for p in params]
     if len(set(names)) != len(names):
         raise UsageError("hyperparameters.params: parameter names must be unique")
+    placeholders = [trial_parameter_name(n) for n in names]
+    if len(set(placeholders)) != len(placeholders):
+        raise UsageError(
+            "hyperparameters.params: parameter names must differ in more than '-', '_' and '.' "
+            f"(Katib's placeholders: {', '.join(placeholders)})"
+        )
+    if len(job["metadata"]["name"]) > MAX_EXPERIMENT_NAME:
+        raise UsageError(
+            f"JOB {job['metadata']['name']!r} is too long for hyperparameter tuning: Katib takes "
+            f"Experiment names of at most {MAX_EXPERIMENT_NAME} characters"
+        )
     max_trials = int(hp.get("maxTrials") or 1)
     if grid and max_trials > points:
         warnings.append(f"GRID_SEARCH has {points} points: maxTrials {max_trials} lowered to {points}")
@@ -166,7 +207,7 @@ def experiment(job: Mapping[str, Any], hp: Mapping[str, Any]) -> tuple[dict[str,
             "source": {"fileSystemPath": {"path": HYPERTUNE_FILE, "kind": "File", "format": "JSON"}},
             "collector": {"kind": "File"},
         },
-        "trialTemplate": _trial_template(job, kind, names, tag),
+        "trialTemplate": _trial_template(job, kind, names, tag, warnings),
     }
     if int(hp.get("maxFailedTrials") or 0) > 0:
         spec["maxFailedTrialCount"] = int(hp["maxFailedTrials"])
@@ -189,7 +230,9 @@ def experiment(job: Mapping[str, Any], hp: Mapping[str, Any]) -> tuple[dict[str,
     return obj, warnings
 
 
-def _trial_template(job: Mapping[str, Any], kind: kf.JobKind, names: list[str], tag: str) -> dict[str, Any]:
+def _trial_template(
+    job: Mapping[str, Any], kind: kf.JobKind, names: list[str], tag: str, warnings: list[str]
+) -> dict[str, Any]:
     trial_spec = {"apiVersion": job["apiVersion"], "kind": job["kind"], "spec": copy.deepcopy(job["spec"])}
     hp_args = [f"--{n}=${{trialParameters.{trial_parameter_name(n)}}}" for n in names]
     env = [
@@ -199,9 +242,17 @@ def _trial_template(job: Mapping[str, Any], kind: kf.JobKind, names: list[str], 
     ]
     for replica in trial_spec["spec"][kind.replica_key].values():
         for container in replica["template"]["spec"]["containers"]:
-            if kind is kf.MPIJOB and "command" not in container and "args" not in container:
-                continue  # an MPI worker runs its image's SSH server
-            container["args"] = [*container.get("args", []), *hp_args]
+            if kind.framework == "mpi" and "command" not in container and "args" not in container:
+                continue  # an MPI worker runs what its operator gives it (sshd; v1: sleep)
+            args = [*container.get("args", []), *hp_args]
+            inline = inline_module_command(container.get("command") or (), args)
+            if inline is not None:
+                container["command"] = inline
+                container.pop("args", None)
+            else:
+                container["args"] = args
+                if container["name"] == kind.container:
+                    _warn_joined(container, warnings)
             container["env"] = [*container.get("env", []), *env]
     return {
         "primaryContainerName": kind.container,
@@ -215,3 +266,51 @@ def _trial_template(job: Mapping[str, Any], kind: kf.JobKind, names: list[str], 
         ],
         "trialSpec": trial_spec,
     }
+
+
+def _warn_joined(container: Mapping[str, Any], warnings: list[str]) -> None:
+    """What Katib's rewrite does to a primary container that is not kaip's module command."""
+    if "command" not in container:
+        text = (
+            "the trials run the image's entrypoint: Katib's Pod webhook reads it from the image "
+            "registry, which the Katib controller must reach; --module-name avoids that"
+        )
+    elif any(shlex.quote(str(a)) != str(a) for a in container.get("args") or () if "${" not in str(a)):
+        text = (
+            "Katib's Pod webhook joins the trial container's command and arguments with spaces into "
+            "one shell line: arguments with spaces, quotes or shell characters are split or changed"
+        )
+    else:
+        return
+    if text not in warnings:
+        warnings.append(text)
+
+
+# -- the namespace label Katib requires ----------------------------------------------------------
+def injection_enabled(namespace: Mapping[str, Any]) -> bool:
+    """Whether a Namespace object carries the label that Katib's webhooks require."""
+    labels = (namespace.get("metadata") or {}).get("labels") or {}
+    return labels.get(INJECTION_LABEL) == "enabled"
+
+
+def label_patch() -> dict[str, Any]:
+    """The merge patch that enables Katib in a namespace."""
+    return {"metadata": {"labels": {INJECTION_LABEL: "enabled"}}}
+
+
+def label_command(namespace: str) -> str:
+    return f"kubectl label namespace {shlex.quote(namespace)} {INJECTION_LABEL}=enabled"
+
+
+def refused_for_label(message: str) -> bool:
+    """Whether an admission refusal is Katib's "the namespace lacks label" (validation_webhook.go)."""
+    return INJECTION_LABEL in message or "lacks label" in message
+
+
+def dry_run_note(namespace: str | None) -> str:
+    """What a client dry run says instead of looking at the namespace."""
+    ns = namespace or "NAMESPACE"
+    return (
+        f"Katib runs Experiments only in namespaces labelled {INJECTION_LABEL}=enabled; kaip adds the "
+        f"label when you may, else an admin runs: {label_command(ns)}"
+    )

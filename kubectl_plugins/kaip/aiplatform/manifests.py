@@ -27,6 +27,8 @@ DEFAULT_MAX_RUNNING_SECONDS = 604800
 #: Object names of Pods and Services are ``<job>-<type>-<index>``; keep room for that suffix.
 MAX_NAME = 63 - len("-evaluator-999")
 WAIT_TRIES = 300  # 2 s apart: 10 minutes for a master to come up before a worker gives up
+#: MPI launcher restarts before the job fails (mpi-operator's launcher Job would default to it too).
+MPI_LAUNCHER_RETRIES = 6
 PACKAGES_DIR = "/kaip/packages"
 
 
@@ -64,6 +66,8 @@ class ClusterOptions:
     gang: bool = False
     scheduler: str | None = None
     secondary_networks: tuple[str, ...] = ()
+    #: MPIJob API version, "v2beta1" (mpi-operator) or "v1" (training-operator); None: the default.
+    mpi_api: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,38 +198,51 @@ def replica_types(kind: kf.JobKind, roles: Sequence[Role], *, use_chief: bool) -
 def _image(role: Role, ti: Mapping[str, Any], kind: kf.JobKind, catalog: Catalog, gpu: bool) -> str:
     if role.image:
         return str(role.image)
-    version = str(ti.get("runtimeVersion") or catalog.default_runtime)
-    runtime = catalog.runtime(version)
     python = ti.get("pythonVersion")
-    allowed = [str(v) for v in runtime.get("pythonVersions") or []]
-    if python and allowed and str(python) not in allowed:
-        raise UsageError(
-            f"--python-version {python} is not available with runtime version {version} "
-            f"(available: {', '.join(allowed)})"
-        )
-    images = (runtime.get("images") or {}).get(kind.framework) or {}
-    image = images.get("gpu" if gpu else "cpu") or images.get("cpu")
-    if not image:
-        raise UsageError(
-            f"runtime version {version} has no image for --framework {kind.framework} in the "
-            f"{catalog.source} catalog; give --master-image-uri or ask the admin to add one"
-        )
-    return str(image)
+    return catalog.runtime_image(
+        version=str(ti.get("runtimeVersion") or catalog.default_runtime),
+        framework=kind.framework,
+        python=str(python) if python else None,
+        gpu=gpu,
+    )
 
 
-def _module_command(module: str, install: Sequence[str], launcher: Sequence[str] = ()) -> list[str]:
-    """``sh -c`` that installs the staged packages, then runs ``python -m MODULE "$@"``.
+_EXEC, _PARAMS = "exec ", '"$0" "$@"'  # how _module_command runs the module
+
+
+def _module_command(
+    module: str, install: Sequence[str], launcher: Sequence[str] = (), *, before: Sequence[str] = ()
+) -> list[str]:
+    """``sh -c`` that installs the staged packages, runs the ``before`` lines, then runs
+    ``python -m MODULE "$@"``.
 
     The module travels as ``$0`` and the user's arguments as ``"$@"``, so no argument is re-quoted.
     """
-    lines = ["set -e"]
+    lines = ["set -e", *before]
     if install:
         lines.append(
             "python -m pip install --quiet --no-cache-dir " + " ".join(shlex.quote(p) for p in install)
         )
     runner = " ".join(shlex.quote(p) for p in launcher)
-    lines.append(f'exec {runner + " " if runner else ""}python -m "$0" "$@"')
+    lines.append(f"{_EXEC}{runner + ' ' if runner else ''}python -m {_PARAMS}")
     return ["sh", "-c", "\n".join(lines), module]
+
+
+def inline_module_command(command: Sequence[str], args: Sequence[str]) -> list[str] | None:
+    """A :func:`_module_command` with its module and ``args`` written into the script, every word
+    quoted, and the program run as the shell's child: ``[sh, -c, SCRIPT]``, to be given no args.
+
+    For Katib trials (katib.py says why): Katib's Pod webhook joins command and args into one
+    ``sh -c`` line unquoted and appends its completion marker, which only a shell still there when
+    the program ends writes. ``None`` for a command that is not :func:`_module_command`'s.
+    """
+    if len(command) != 4 or list(command[:2]) != ["sh", "-c"]:
+        return None
+    *head, last = command[2].split("\n")
+    if not (last.startswith(_EXEC) and last.endswith(_PARAMS)):
+        return None
+    run = last[len(_EXEC) : -len(_PARAMS)]
+    return ["sh", "-c", "\n".join([*head, run + shlex.join([command[3], *args])])]
 
 
 def _wait_for(names: Sequence[str], image: str) -> dict[str, Any]:
@@ -253,6 +270,11 @@ class _Context:
     options: ClusterOptions
     additions: PodAdditions
     total_workers: int
+    slots: int = 1
+
+
+def _is_mpi(kind: kf.JobKind) -> bool:
+    return kind.framework == kf.MPIJOB.framework
 
 
 def _container(ctx: _Context, rtype: str, role: Role, placement: Placement) -> dict[str, Any]:
@@ -267,17 +289,20 @@ def _container(ctx: _Context, rtype: str, role: Role, placement: Placement) -> d
     }
     args = list(role.args) if role.args is not None else user_args(ctx.ti)
     module = ctx.ti.get("pythonModule")
-    is_launcher = ctx.kind is kf.MPIJOB and rtype == "Launcher"
+    is_launcher = _is_mpi(ctx.kind) and rtype == "Launcher"
+    hosts = _mpi_hosts(ctx, limits) if is_launcher else 0
     if role.command:
         container["command"] = list(role.command)
-    elif module and (ctx.kind is not kf.MPIJOB or is_launcher):
+    elif module and (not _is_mpi(ctx.kind) or is_launcher):
         mpirun: list[str] = []
+        before: list[str] = []
         if is_launcher:
-            slots = _slots(ctx)
-            mpirun = ["mpirun", "--allow-run-as-root", "-np", str(max(ctx.total_workers, 1) * slots),
-                      "-bind-to", "none", "-map-by", "slot", "-x", "PATH", "-x", "LD_LIBRARY_PATH"]  # fmt: skip
-        container["command"] = _module_command(str(module), ctx.additions.install, mpirun)
-    if args and (ctx.kind is not kf.MPIJOB or is_launcher):
+            mpirun = ["mpirun", "--allow-run-as-root", "-np", str(hosts * ctx.slots),
+                      "--hostfile", kf.MPI_HOSTFILE, "-bind-to", "none", "-map-by", "slot",
+                      "-x", "PATH", "-x", "LD_LIBRARY_PATH"]  # fmt: skip
+            before = _mpi_v1_wait(ctx)
+        container["command"] = _module_command(str(module), ctx.additions.install, mpirun, before=before)
+    if args and (not _is_mpi(ctx.kind) or is_launcher):
         container["args"] = args
     if ctx.kind.port:
         container["ports"] = [{"name": ctx.kind.port_name, "containerPort": ctx.kind.port}]
@@ -296,8 +321,11 @@ def _container(ctx: _Context, rtype: str, role: Role, placement: Placement) -> d
 
 
 def _pod_template(ctx: _Context, rtype: str, role: Role) -> dict[str, Any]:
-    placement = ctx.catalog.placement(machine_type=role.machine_type, accelerator=role.accelerator)
-    region = ctx.catalog.region(str(ctx.ti["region"])) if ctx.ti.get("region") else None
+    placement = ctx.catalog.placement(
+        machine_type=role.machine_type,
+        accelerator=role.accelerator,
+        region=str(ctx.ti["region"]) if ctx.ti.get("region") else None,
+    )
     container = _container(ctx, rtype, role, placement)
     volumes: list[Mapping[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
@@ -315,9 +343,14 @@ def _pod_template(ctx: _Context, rtype: str, role: Role) -> dict[str, Any]:
         spec["initContainers"] = init
     if ctx.ti.get("serviceAccount"):
         spec["serviceAccountName"] = str(ctx.ti["serviceAccount"])
-    selector = {**placement.node_selector, **((region or {}).get("nodeSelector") or {})}
-    if selector:
-        spec["nodeSelector"] = selector
+    if placement.node_selector:
+        spec["nodeSelector"] = dict(placement.node_selector)
+    if placement.match_expressions:
+        # One term: terms are alternatives, the expressions of a term (and nodeSelector) all must hold.
+        term = {"matchExpressions": [dict(e) for e in placement.match_expressions]}
+        spec.setdefault("affinity", {})["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+        }
     if placement.tolerations:
         spec["tolerations"] = [dict(t) for t in placement.tolerations]
     if ctx.options.priority and _scheduler(ctx) != "kueue":
@@ -330,17 +363,49 @@ def _pod_template(ctx: _Context, rtype: str, role: Role) -> dict[str, Any]:
     return {"metadata": {"annotations": annotations}, "spec": spec} if annotations else {"spec": spec}
 
 
-def _slots(ctx: _Context) -> int:
-    workers = [r for r in resolve_roles(ctx.ti, ctx.catalog) if r.role == "worker"]
-    acc = workers[0].accelerator if workers else None
+def _slots(typed: Sequence[tuple[str, Role]]) -> int:
+    """MPI slots per host: the GPUs of a worker, or of the launcher when it is the only host."""
+    hosts = [r for t, r in typed if t == "Worker"] or [r for _, r in typed]
+    acc = hosts[0].accelerator if hosts else None
     return int(acc["count"]) if acc else 1
+
+
+def _mpi_hosts(ctx: _Context, launcher_limits: Mapping[str, str]) -> int:
+    """How many hosts the operator's hostfile lists, each with ``slotsPerWorker`` slots.
+
+    mpi-operator (v2beta1) lists the workers, and the launcher with runLauncherAsWorker (no workers);
+    training-operator (v1) lists the workers, and the launcher when its limits name a GPU (its
+    ``isGPULauncher``: a resource ending in ``.com/gpu`` or containing ``gpu``).
+    """
+    if ctx.kind is not kf.MPIJOB_V1:
+        return max(ctx.total_workers, 1)
+    gpu_launcher = any(k.endswith(".com/gpu") or "gpu" in k for k in launcher_limits)
+    if not ctx.total_workers and not gpu_launcher:
+        raise UsageError(
+            "--framework mpi on kubeflow.org/v1 (training-operator) needs workers (--worker-count and "
+            "--worker-machine-type) or a GPU on the master: that MPIJob has no runLauncherAsWorker, and "
+            "its hostfile lists the workers and only a launcher with GPUs"
+        )
+    return ctx.total_workers + (1 if gpu_launcher else 0)
+
+
+def _mpi_v1_wait(ctx: _Context) -> list[str]:
+    """v1 workers get no Service (no DNS name to wait for): the launcher waits with the kubectl its
+    operator delivers and the Role it grants (get/list/watch Pods) until every worker is Ready."""
+    if ctx.kind is not kf.MPIJOB_V1 or not ctx.total_workers:
+        return []
+    pods = " ".join(f"pod/{ctx.name}-worker-{i}" for i in range(ctx.total_workers))
+    return [f"{kf.MPI_V1_KUBECTL} wait --for=condition=Ready --timeout={WAIT_TRIES * 2}s {pods}"]
 
 
 def _peers(ctx: _Context, rtype: str) -> list[str]:
     """Whom a replica waits for: the master (TF, XGBoost, Paddle) or every worker (the MPI launcher)."""
     if ctx.kind.operator_orders_start or ctx.kind is kf.JAXJOB:
         return []  # init-pytorch does it; JAX's coordinator client retries on its own
+    if ctx.kind is kf.MPIJOB_V1:
+        return []  # the launcher's command waits (_mpi_v1_wait)
     if ctx.kind is kf.MPIJOB:
+        # mpi-operator's headless Service publishes a worker's name once the worker is Ready.
         return (
             [f"{ctx.name}-worker-{i}.{ctx.name}" for i in range(ctx.total_workers)]
             if rtype == "Launcher"
@@ -350,6 +415,24 @@ def _peers(ctx: _Context, rtype: str) -> list[str]:
         return []
     primary = "chief" if ctx.ti.get("useChiefInTfConfig") and ctx.kind is kf.TFJOB else "master"
     return [f"{ctx.name}-{primary}-0"]
+
+
+def _mpi_kind(version: str | None) -> kf.JobKind:
+    chosen = version or kf.DEFAULT_MPI_VERSION
+    if chosen not in kf.MPI_KINDS:
+        raise UsageError(f"--mpi-api {chosen!r}: must be one of {', '.join(kf.MPI_KINDS)}")
+    return kf.MPI_KINDS[chosen]
+
+
+def _mpi_spec(ctx: _Context) -> dict[str, Any]:
+    """The MPIJob fields beyond the replicas and run policy, as each version names them."""
+    spec: dict[str, Any] = {"slotsPerWorker": ctx.slots}
+    if ctx.kind is kf.MPIJOB_V1:
+        # kubexec.sh execs into this container rather than the Pod's first (a webhook may add one).
+        spec["mainContainer"] = ctx.kind.container
+    elif not ctx.total_workers:
+        spec["runLauncherAsWorker"] = True
+    return spec
 
 
 def _scheduler(ctx: _Context) -> str:
@@ -409,20 +492,25 @@ def build_job(
         raise UsageError(
             f"JOB {job_id!r} is too long: at most {MAX_NAME} characters (Pod names add a suffix)"
         )
-    if kind is kf.MPIJOB and additions.install:
+    if _is_mpi(kind):
+        kind = _mpi_kind(options.mpi_api)
+    if _is_mpi(kind) and additions.install:
+        how = "the image's own SSH server" if kind is kf.MPIJOB else "kubectl exec into the image"
         raise UsageError(
-            "--framework mpi runs the image's own SSH server on the workers: build the packages into "
-            "--master-image-uri instead of --package-path/--packages"
+            f"--framework mpi starts the workers' processes through {how}, where nothing installs "
+            "packages: build them into --master-image-uri instead of --package-path/--packages"
         )
     roles = resolve_roles(ti, catalog)
     typed = replica_types(kind, roles, use_chief=bool(ti.get("useChiefInTfConfig")))
     workers = sum(r.count for t, r in typed if t == "Worker")
-    ctx = _Context(name, ti, kind, catalog, options, additions, workers)
+    ctx = _Context(name, ti, kind, catalog, options, additions, workers, _slots(typed))
     warnings: list[str] = []
     specs: dict[str, Any] = {}
     for rtype, role in typed:
         spec: dict[str, Any] = {"replicas": role.count, "template": _pod_template(ctx, rtype, role)}
-        if kind is kf.MPIJOB:
+        if _is_mpi(kind):
+            # Both operators accept these two (mpi-operator's validation accepts no others); the
+            # launcher retries until the workers answer, a lost worker fails the job.
             spec["restartPolicy"] = "OnFailure" if rtype == "Launcher" else "Never"
         else:
             # Exit codes 1-127 are the program's own failure; 128+ (killed, evicted) are retried.
@@ -430,10 +518,11 @@ def build_job(
         specs[rtype] = spec
     body: dict[str, Any] = {kind.replica_key: specs}
     body["runPolicy"] = _run_policy(ctx, sum(r.count for _, r in typed), warnings)
-    if kind is kf.MPIJOB:
-        body["slotsPerWorker"] = _slots(ctx)
-        if not workers:
-            body["runLauncherAsWorker"] = True
+    if _is_mpi(kind):
+        body.update(_mpi_spec(ctx))
+        # Workers idle (sshd, or v1's `sleep 365d`) once the launcher ends: stop them and free their
+        # GPUs; the finished launcher, which holds every rank's output, stays.
+        body["runPolicy"].update(cleanPodPolicy="Running", backoffLimit=MPI_LAUNCHER_RETRIES)
     meta_labels = {**labels, kf.LABEL_JOB_ID: job_id}
     if options.queue and _scheduler(ctx) == "kueue":
         meta_labels[kf.LABEL_KUEUE_QUEUE] = options.queue

@@ -1,10 +1,15 @@
 """`jobs submit training`: decide every object from the flags (pure :func:`plan`), then create them
-in order (:func:`create`): staged packages, preload PVCs, then the job or its Katib Experiment."""
+in order (:func:`create`): staged packages, preload PVCs, then the job or its Katib Experiment.
+
+The MPIJob version is decided before the plan (:func:`resolve_mpi_api`): what the cluster serves when
+it is asked, the default (said on stderr) when it is not. Before an Experiment is created,
+:func:`enable_katib` makes its namespace one that Katib's webhooks admit it in, or refuses."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from kaip.aiplatform import katib, manifests, packages, training
@@ -15,6 +20,7 @@ from kaip.resources.kinds import CONFIGMAPS, PVCS, Resource
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
+    from kaip.kube.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,56 @@ def resource_of(obj: dict[str, Any]) -> Resource:
         return PVCS
     if kind == kf.EXPERIMENTS.kind:
         return kf.EXPERIMENTS
-    return kf.BY_KIND[kind].resource
+    return kf.kind_of(obj).resource
+
+
+# -- which MPIJob ----------------------------------------------------------------------------------
+def choose_mpi_api(*, wanted: str | None, served: Collection[str] | None) -> tuple[str, str]:
+    """The MPIJob version to render, and the line to tell the user when it is only assumed.
+
+    ``served`` is what discovery found (None: the cluster was not asked). training-operator's v1 and
+    mpi-operator's v2beta1 share the CRD name ``mpijobs.kubeflow.org``, so a cluster serves one.
+    """
+    if served is None:
+        if wanted:
+            return wanted, ""
+        default = kf.DEFAULT_MPI_VERSION
+        other = next(v for v in kf.MPI_KINDS if v != default)
+        return default, (
+            f"Note: assumed MPIJob {kf.GROUP}/{default} ({kf.MPI_OPERATORS[default]}); the cluster was "
+            f"not asked (--mpi-api {other} renders {kf.MPI_OPERATORS[other]}'s {kf.GROUP}/{other})"
+        )
+    if wanted and served and wanted not in served:
+        from kaip.kube.errors import ApiMissing
+
+        have = ", ".join(f"{kf.GROUP}/{v} ({kf.MPI_OPERATORS[v]})" for v in served)
+        raise ApiMissing(
+            f"--mpi-api {wanted}: the cluster serves MPIJob {have}, not {kf.GROUP}/{wanted}; "
+            "leave --mpi-api out to use what it serves",
+            status=404,
+            reason="NotFound",
+        )
+    # Nothing served: the default, whose missing CRD create() names with its install command.
+    return wanted or next((v for v in kf.MPI_KINDS if v in served), kf.DEFAULT_MPI_VERSION), ""
+
+
+def served_mpi_apis(kube: Kube) -> list[str]:
+    """The MPIJob versions the cluster serves (discovery of each group version)."""
+    return [version for version, kind in kf.MPI_KINDS.items() if kube.served(kind.resource)]
+
+
+def resolve_mpi_api(
+    options: manifests.ClusterOptions, kube: Kube | None
+) -> tuple[manifests.ClusterOptions, str]:
+    """``options`` with the MPIJob version settled (asking ``kube`` when given), and a line for the
+    user when it was assumed; other frameworks pass through."""
+    if options.framework != kf.MPIJOB.framework:
+        if options.mpi_api:
+            raise UsageError(f"--mpi-api is for --framework mpi, not {options.framework}")
+        return options, ""
+    served = None if kube is None else served_mpi_apis(kube)
+    version, said = choose_mpi_api(wanted=options.mpi_api, served=served)
+    return replace(options, mpi_api=version), said
 
 
 def create(
@@ -97,7 +152,7 @@ def create(
 
     needed = [resource_of(the_plan.main)]
     if needed[0] is kf.EXPERIMENTS:  # its trials are jobs of the chosen kind
-        needed.append(kf.BY_KIND[the_plan.main["spec"]["trialTemplate"]["trialSpec"]["kind"]].resource)
+        needed.append(kf.kind_of(the_plan.main["spec"]["trialTemplate"]["trialSpec"]).resource)
     for resource in needed:
         if not kube.served(resource):
             raise api_missing(resource)
@@ -169,3 +224,80 @@ def _same_source(have: str | None, want: str) -> bool:
         return have is not None and parse_source(have).url == want
     except InvalidSource:
         return False
+
+
+# -- Katib's namespace label -----------------------------------------------------------------------
+def enable_katib(
+    kube: Kube,
+    the_plan: Plan,
+    *,
+    server_dry_run: bool,
+    sleep: Callable[[float], None] = time.sleep,
+    tries: int = 20,
+) -> list[str]:
+    """Make the Experiment's namespace one where Katib works (:data:`katib.INJECTION_LABEL`) before
+    anything is created, and say what was done. Other jobs, and clusters without Katib (:func:`create`
+    names what is missing), need nothing.
+
+    The label is added when the user may patch the namespace, else the refusal gives the command for
+    an admin. When the user may not read namespaces, a server dry run of the Experiment asks Katib's
+    own webhook whether the label is there.
+    """
+    from kaip.kube.errors import Forbidden
+    from kaip.resources.kinds import NAMESPACES
+
+    exp = the_plan.main
+    if exp["kind"] != kf.EXPERIMENTS.kind or not kube.served(kf.EXPERIMENTS):
+        return []
+    ns = str(exp["metadata"].get("namespace") or kube.namespace)
+    try:
+        if katib.injection_enabled(kube.get(NAMESPACES, ns)):
+            return []
+    except Forbidden:
+        if _label_refusal(kube, exp) is None:
+            return []
+    try:
+        kube.patch(NAMESPACES, ns, katib.label_patch(), dry_run=server_dry_run)
+    except Forbidden:
+        raise Forbidden(
+            f"Katib runs Experiments only in namespaces labelled {katib.INJECTION_LABEL}=enabled and you "
+            f"may not label namespace {ns}; ask a cluster admin to run: {katib.label_command(ns)}",
+            status=403,
+            reason="Forbidden",
+        ) from None
+    if server_dry_run:
+        return [
+            f"namespace {ns} lacks label {katib.INJECTION_LABEL}=enabled, which a dry run does not add, "
+            "so Katib's webhook refuses the Experiment; without --dry-run kaip labels it first"
+        ]
+    # Katib's webhook reads the namespace from its watch cache, which may not show the label yet.
+    refusal = _label_refusal(kube, exp)
+    for _ in range(tries):
+        if refusal is None:
+            break
+        sleep(0.5)
+        refusal = _label_refusal(kube, exp)
+    if refusal is not None:
+        raise refusal
+    return [
+        f"labelled namespace {ns} {katib.INJECTION_LABEL}=enabled: Katib admits Experiments and "
+        "injects its metrics collector only in namespaces so labelled"
+    ]
+
+
+def dry_run_notes(the_plan: Plan, namespace: str | None) -> list[str]:
+    """What a client dry run, which does not look at the namespace, says about Katib's label."""
+    return [katib.dry_run_note(namespace)] if the_plan.main["kind"] == kf.EXPERIMENTS.kind else []
+
+
+def _label_refusal(kube: Kube, exp: dict[str, Any]) -> ApiError | None:
+    """Katib's refusal of ``exp`` for the namespace label, from a server dry run; None if admitted."""
+    from kaip.kube.errors import Invalid
+
+    try:
+        _create_strict(kube, kf.EXPERIMENTS, exp, dry_run=True)
+    except Invalid as refused:
+        if katib.refused_for_label(refused.message):
+            return refused
+        raise
+    return None

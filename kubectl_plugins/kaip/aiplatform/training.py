@@ -191,22 +191,68 @@ def flags_input(flags: SubmitFlags) -> dict[str, Any]:
     return ti
 
 
-def read_config(text: str, *, source: str) -> dict[str, Any]:
-    """A gcloud Job resource (YAML or JSON), checked for fields we cannot carry out."""
+def _looks_like_json(text: str, source: str) -> bool:
+    return source.lower().endswith(".json") or text.lstrip().startswith(("{", "["))
+
+
+def _yaml_problem(exc: Exception, text: str) -> str:
+    """PyYAML's error as ``at line L, column C: problem``, 1-based, without its snippet of the file."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        where = f"at line {mark.line + 1}, column {mark.column + 1}"
+        problem = " ".join(str(exc.problem or exc.context or "").split())
+        start = exc.context_mark
+        if exc.context and start is not None and (start.line, start.column) != (mark.line, mark.column):
+            problem += f" ({exc.context} that starts at line {start.line + 1}, column {start.column + 1})"
+        return f"{where}: {problem}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return f"at line {line}, column {column}: {exc.reason} (character #x{exc.character:04x})"
+    return f"({type(exc).__name__})"
+
+
+def load_document(text: str, *, source: str) -> Any:
+    """The YAML or JSON document of ``--config FILE``; a syntax error names the file, line and column."""
     import yaml
 
     try:
-        doc = yaml.safe_load(text) or {}
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"--config {source}: not valid YAML or JSON: {exc}") from None
+        yaml_error = exc
+    if _looks_like_json(text, source):
+        # YAML reads most JSON, but its complaint about broken JSON is about flow mappings; and JSON
+        # allows tabs that YAML refuses.
+        import json
+
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"--config {source}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+    raise UsageError(f"--config {source}: not valid YAML {_yaml_problem(yaml_error, text)}") from None
+
+
+def _mapping(value: Any, *, source: str, where: str) -> Mapping[str, Any]:
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UsageError(f"--config {source}: {where} must be a mapping, not {type(value).__name__}")
+    return value
+
+
+def read_config(text: str, *, source: str) -> dict[str, Any]:
+    """A gcloud Job resource (YAML or JSON), checked for fields we cannot carry out."""
+    doc = load_document(text, source=source) or {}
     if not isinstance(doc, dict):
         raise UsageError(f"--config {source}: must be a mapping with a trainingInput section")
     unknown = sorted(set(doc) - {"jobId", "labels", "trainingInput"})
     if unknown:
         raise UsageError(f"--config {source}: field {unknown[0]!r} is not part of a training job")
-    ti = doc.get("trainingInput") or {}
-    if not isinstance(ti, dict):
-        raise UsageError(f"--config {source}: trainingInput must be a mapping")
+    ti = _mapping(doc.get("trainingInput"), source=source, where="trainingInput")
     for key in ti:
         if key in CLOUD_ONLY_INPUT:
             raise UsageError(
@@ -216,7 +262,7 @@ def read_config(text: str, *, source: str) -> dict[str, Any]:
         if key not in KNOWN_INPUT:
             raise UsageError(f"--config {source}: trainingInput.{key} is not a TrainingInput field")
     for role in ROLES:
-        config = ti.get(f"{role}Config") or {}
+        config = _mapping(ti.get(f"{role}Config"), source=source, where=f"trainingInput.{role}Config")
         for key in config:
             if key == "tpuTfVersion":
                 raise UsageError(
@@ -226,10 +272,10 @@ def read_config(text: str, *, source: str) -> dict[str, Any]:
                 raise UsageError(
                     f"--config {source}: trainingInput.{role}Config.{key} is not a ReplicaConfig field"
                 )
-    for key in ti.get("scheduling") or {}:
+    for key in _mapping(ti.get("scheduling"), source=source, where="trainingInput.scheduling"):
         if key not in KNOWN_SCHEDULING:
             raise UsageError(f"--config {source}: trainingInput.scheduling.{key} is not a Scheduling field")
-    for key, value in (doc.get("labels") or {}).items():
+    for key, value in _mapping(doc.get("labels"), source=source, where="labels").items():
         check_label(str(key), str(value))
     return doc
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kaip.aiplatform import states
-from kaip.errors import UsageError
+from kaip.aiplatform import failures, states
+from kaip.errors import UsageError, shorten
 from kaip.resources import kubeflow as kf
 from kaip.resources.timestamps import parse
 
@@ -31,6 +31,13 @@ class JobView:
     end_time: str
     labels: Mapping[str, str]
     training_input: Mapping[str, Any]
+    #: Why a FAILED job failed: its failed replicas, from its Pods.
+    failure: failures.Failure | None = None
+
+    def reason_line(self) -> str:
+        """The REASON column of `jobs list -o wide`: one line, cut to fit."""
+        text = self.failure.short() if self.failure else self.state.reason
+        return shorten(text, failures.SHORT_CHARS)
 
     def document(self) -> dict[str, Any]:
         """gcloud's Job resource fields (-o json|yaml), plus where the job lives."""
@@ -53,6 +60,8 @@ class JobView:
         if self.training_input:
             doc["trainingInput"] = dict(self.training_input)
         doc["kubernetes"] = {"kind": self.kind, "name": self.name, "namespace": self.namespace}
+        if self.failure:
+            doc["kubernetes"]["failure"] = self.failure.document()
         return doc
 
 
@@ -95,7 +104,14 @@ def view(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobView:
     meta = obj.get("metadata") or {}
     labels = meta.get("labels") or {}
     kind = str(obj.get("kind"))
-    state = experiment_state(obj) if kind == kf.EXPERIMENTS.kind else states.job_state(obj, pods)
+    failure = None
+    if kind == kf.EXPERIMENTS.kind:
+        state = experiment_state(obj)
+    else:
+        state = states.job_state(obj, pods)
+        if state.state == states.FAILED:
+            failure = failures.failure(obj, pods, task_of=functools.partial(_task_of, kind))
+            state = states.JobState(states.FAILED, failure.summary() if failure else state.reason)
     return JobView(
         job_id=str(labels.get(kf.LABEL_JOB_ID) or meta.get("name")),
         name=str(meta.get("name")),
@@ -107,7 +123,12 @@ def view(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobView:
         end_time=_end_time(obj),
         labels=labels,
         training_input=_input(meta),
+        failure=failure,
     )
+
+
+def _task_of(kind: str, pod: Mapping[str, Any]) -> str:
+    return task_name(pod, kind)
 
 
 def is_trial_job(obj: Mapping[str, Any]) -> bool:
@@ -222,9 +243,35 @@ def summary_sections(
     ]
     if replicas:
         sections.append(("Replicas", ["task", "phase", "reason"], [list(r) for r in replicas]))
+    if v.failure and v.failure.replicas:
+        rows = [
+            [r.task, r.pod, r.container or "-", r.outcome(), shorten(r.headline(), 100) or "-"]
+            for r in v.failure.replicas
+        ]
+        sections.append(("Failed Replicas", ["task", "pod", "container", "ended", "message"], rows))
     if v.state.reason:
         sections.append(("Why", ["state", "reason"], [[v.state.state, v.state.reason]]))
     return sections
+
+
+def failure_text(failure: failures.Failure) -> str:
+    """What follows the tables of a failed job: the first failed replica's last log lines, a note."""
+    parts = []
+    first = failure.replicas[0] if failure.replicas else None
+    if first is not None and first.logs is not None:
+        logs = first.logs
+        where = f"{first.task} (Pod {first.pod}" + (
+            f", container {first.container}" if first.container else ""
+        )
+        where += ", its run before the last restart)" if first.previous else ")"
+        if logs.unavailable:
+            parts.append(f"Log of {where}: logs not available: {logs.unavailable}")
+        else:
+            body = "\n".join(f"  {line}" for line in logs.lines)
+            parts.append(f"Last {len(logs.lines)} log lines of {where}:\n{body}")
+    if failure.note:
+        parts.append(f"Note: {failure.note}")
+    return "\n\n".join(parts)
 
 
 def now_text() -> str:
@@ -234,7 +281,8 @@ def now_text() -> str:
 def task_name(pod: Mapping[str, Any], kind: str) -> str:
     """gcloud's task name of a replica's Pod: ``master-replica-0``, ``worker-replica-2``, ``ps-replica-0``."""
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    rtype = str(labels.get(kf.LABEL_REPLICA_TYPE, "")).lower()
+    # mpi-operator (MPIJob v2beta1) labels only the job role: launcher or worker.
+    rtype = str(labels.get(kf.LABEL_REPLICA_TYPE) or labels.get(kf.LABEL_JOB_ROLE) or "").lower()
     try:
         index = int(labels.get(kf.LABEL_REPLICA_INDEX, 0))
     except ValueError:

@@ -31,13 +31,16 @@ def run(cli: click.Command, args: Sequence[str] | None = None, prog_name: str | 
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a group given no command: its help, as kubectl prints it
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {click_error_line(exc)}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except KaipError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(str(exc))}", err=True)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return 130
@@ -47,6 +50,25 @@ def run(cli: click.Command, args: Sequence[str] | None = None, prog_name: str | 
         os.dup2(devnull, sys.stdout.fileno())
         return ExitCode.OK
     return int(rv) if isinstance(rv, int) else ExitCode.OK
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of blanks as single spaces: an error is one line."""
+    return " ".join(text.split())
+
+
+def click_error_line(exc: click.ClickException) -> str:
+    """click's error as one line, the "Try ... for help" hint folded in and the usage banner left out.
+
+    click prints ``Usage: ...``, the hint and ``Error: ...`` on three lines; a script reading stderr
+    (and a person scanning it) wants the error and where to read more, as the rest of the suite says it.
+    """
+    message = one_line(exc.format_message()).removesuffix(".")
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is None or ctx.command.get_help_option(ctx) is None:
+        return message
+    help_flag = max(ctx.command.get_help_option_names(ctx), key=len)
+    return f"{message} (see '{ctx.command_path} {help_flag}')"
 
 
 def plugin_main(cli: click.Command, prog_name: str) -> None:

@@ -168,6 +168,11 @@ def _submit_options(func: Any) -> Any:
             help="Kubeflow job kind to create.",
         ),
         click.option(
+            "--mpi-api",
+            type=click.Choice(["v2beta1", "v1"]),
+            help="MPIJob version: v2beta1 (mpi-operator) or v1 (training-operator); default: the served one.",
+        ),
+        click.option(
             "--credentials",
             multiple=True,
             metavar="SECRET,...",
@@ -295,6 +300,7 @@ def submit_training(
         gang=flags["gang"],
         scheduler=flags["scheduler"],
         secondary_networks=training.split_list(flags["secondary_network"]),
+        mpi_api=flags["mpi_api"],
     )
     files = [packages.read_local(p) for p in local]
     if gcloud.package_path:
@@ -302,6 +308,9 @@ def submit_training(
     output = flags["output"]
     if dry_run == "client":
         # kubectl's client dry run does not contact the server, so the built-in catalog decides.
+        options, assumed = submit.resolve_mpi_api(options, None)
+        if assumed:
+            note(assumed)
         plan = submit.plan(
             flags=gcloud,
             config=config,
@@ -311,6 +320,7 @@ def submit_training(
             remote_packages=remote,
         )
         _notes(plan.warnings)
+        _katib_notes(submit.dry_run_notes(plan, target.namespace))
         _print_objects(plan.objects, output, suffix="created (dry run)")
         return
     from kaip.aiplatform import jobs as joblib
@@ -321,6 +331,7 @@ def submit_training(
     if warning:
         note(f"Warning: {warning}")
     options = ClusterOptions(**{**options.__dict__, "namespace": kube.namespace})
+    options, _ = submit.resolve_mpi_api(options, kube)  # the MPIJob version the cluster serves
     plan = submit.plan(
         flags=gcloud,
         config=config,
@@ -330,6 +341,7 @@ def submit_training(
         remote_packages=remote,
     )
     _notes(plan.warnings)
+    _katib_notes(submit.enable_katib(kube, plan, server_dry_run=dry_run == "server"))
     created = submit.create(kube, plan, server_dry_run=dry_run == "server", stager=packages.storage_stager())
     if dry_run == "server" or output:
         _print_objects(
@@ -349,6 +361,11 @@ def submit_training(
     final = _stream(kube, job_id, task_name=None, interval=10.0)
     if final != "SUCCEEDED":
         raise click.exceptions.Exit(int(ExitCode.FAILURE))
+
+
+def _katib_notes(lines: list[str]) -> None:
+    for line in lines:
+        note(f"Note: {line}")
 
 
 def _notes(warnings: list[str]) -> None:
@@ -420,7 +437,7 @@ def list_jobs(
         rows = [
             ([v.namespace] if all_namespaces else [])
             + [v.job_id, v.state.state, views.local_time(v.create_time)]
-            + ([v.kind, v.name, v.state.reason] if wide else [])
+            + ([v.kind, v.name, v.reason_line()] if wide else [])
             for v in found
         ]
         return Table(headers, rows)
@@ -448,13 +465,18 @@ def describe_job(*, job: str, summarize: bool, output: str, target: ClusterTarge
         parts = []
         for title, headers, body in views.summary_sections(job_view, rows):
             parts.append(f"{title}\n{format_table(Table(headers, body))}")
-        echo("\n\n".join(parts))
+        if job_view.failure:
+            parts.append(views.failure_text(job_view.failure))
+        echo("\n\n".join(p for p in parts if p))
         return
     doc = job_view.document()
+    failure = doc["kubernetes"].pop("failure", None)
     if rows:
         doc["kubernetes"]["replicas"] = [
             {"task": t, "phase": p, **({"reason": r} if r else {})} for t, p, r in rows
         ]
+    if failure:
+        doc["kubernetes"]["failure"] = failure
     echo(dump_json(doc) if output == "json" else dump_yaml(doc))
 
 

@@ -166,7 +166,7 @@ def status(*, name: str, watch: bool, output: str, target: ClusterTarget) -> Non
     from kaip.preload.claims import view
 
     kube = connect(target)
-    pvc = kube.get(kinds.PVCS, name)
+    pvc = _claim(kube, name)
     if output != "table":
         echo(render(output, [pvc], single=True))
         return
@@ -174,6 +174,21 @@ def status(*, name: str, watch: bool, output: str, target: ClusterTarget) -> Non
         _finish(_follow_live(kube, name))
         return
     echo(_describe(view(pvc)))
+
+
+def _claim(kube: Kube, name: str) -> dict[str, Any]:
+    """The PVC ``name``; a missing one is named with its namespace (exit 7)."""
+    from kaip.kube.errors import NotFound
+
+    try:
+        return kube.get(kinds.PVCS, name)
+    except NotFound as exc:
+        raise NotFound(
+            f"persistentvolumeclaim/{name} not found in namespace {kube.namespace}",
+            status=exc.status,
+            reason=exc.reason,
+            details=exc.details,
+        ) from exc
 
 
 def _describe(v: ClaimView) -> str:
@@ -212,7 +227,7 @@ def _follow(kube: Kube, name: str, on_update: Callable[[ClaimView], None]) -> Cl
     from kaip.preload.claims import is_preload, view
 
     while True:
-        pvc = kube.get(kinds.PVCS, name)
+        pvc = _claim(kube, name)
         if not is_preload(pvc):
             raise OperationFailed(
                 f"persistentvolumeclaim/{name} is not a preloaded PVC (no source annotation)"
@@ -319,7 +334,7 @@ def retry(*, name: str, target: ClusterTarget) -> None:
     from kaip.preload.claims import is_preload, retry_patch, view
 
     kube = connect(target)
-    pvc = kube.get(kinds.PVCS, name)
+    pvc = _claim(kube, name)
     if not is_preload(pvc):
         raise OperationFailed(f"persistentvolumeclaim/{name} is not a preloaded PVC (no source annotation)")
     state = view(pvc).state

@@ -1,15 +1,21 @@
 """Kubeflow's API names that `kubectl ai-platform` creates and reads, and our own names on them.
 
-Training Operator v1 (``kubeflow.org/v1``: TFJob, PyTorchJob, XGBoostJob, JAXJob, PaddleJob), the MPI
-Operator (``kubeflow.org/v2beta1`` MPIJob) and Katib (``kubeflow.org/v1beta1`` Experiment). Field and
-label names follow the upstream Go types (kubeflow/training-operator release-1.9
+Training Operator v1 (``kubeflow.org/v1``: TFJob, PyTorchJob, XGBoostJob, JAXJob, PaddleJob, MPIJob),
+the MPI Operator (``kubeflow.org/v2beta1`` MPIJob) and Katib (``kubeflow.org/v1beta1`` Experiment). Field
+and label names follow the upstream Go types (kubeflow/training-operator release-1.9
 ``pkg/apis/kubeflow.org/v1``, kubeflow/mpi-operator ``pkg/apis/kubeflow/v2beta1``, kubeflow/katib
 ``pkg/apis/controller/experiments/v1beta1``). Pure data.
+
+MPIJob has two APIs under one CRD name (``mpijobs.kubeflow.org``), so a cluster serves one of them:
+training-operator's ``v1`` (ranks started through ``kubectl exec``, Pods labelled by replica type) or
+mpi-operator's ``v2beta1`` (ranks started over SSH, Pods labelled by job role).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kaip.resources.kinds import Resource
 
@@ -29,6 +35,13 @@ INSTALL_KATIB = (
 )
 
 
+# -- labels the operators put on a job's Pods (common_types.go, mpi-operator constants.go) ---------
+LABEL_JOB_NAME = "training.kubeflow.org/job-name"
+LABEL_REPLICA_TYPE = "training.kubeflow.org/replica-type"
+LABEL_REPLICA_INDEX = "training.kubeflow.org/replica-index"
+LABEL_JOB_ROLE = "training.kubeflow.org/job-role"
+
+
 @dataclass(frozen=True)
 class JobKind:
     """One Kubeflow job kind: where its replicas live and what the operator expects of them."""
@@ -45,6 +58,8 @@ class JobKind:
     extra_roles: tuple[tuple[str, str], ...] = ()
     #: The operator itself holds workers until the master answers (PyTorch's init-pytorch).
     operator_orders_start: bool = False
+    #: The Pod label whose value (lower case) is the replica type: mpi-operator sets only job-role.
+    role_label: str = LABEL_REPLICA_TYPE
 
 
 def _v1(plural: str, kind: str) -> Resource:
@@ -57,6 +72,7 @@ XGBOOSTJOBS = _v1("xgboostjobs", "XGBoostJob")
 JAXJOBS = _v1("jaxjobs", "JAXJob")
 PADDLEJOBS = _v1("paddlejobs", "PaddleJob")
 MPIJOBS = Resource(GROUP, "v2beta1", "mpijobs", "MPIJob", install_hint=INSTALL_MPI_OPERATOR)
+MPIJOBS_V1 = _v1("mpijobs", "MPIJob")
 EXPERIMENTS = Resource(GROUP, "v1beta1", "experiments", "Experiment", install_hint=INSTALL_KATIB)
 TRIALS = Resource(GROUP, "v1beta1", "trials", "Trial", install_hint=INSTALL_KATIB)
 
@@ -83,19 +99,36 @@ PYTORCHJOB = JobKind(
 XGBOOSTJOB = JobKind("xgboost", XGBOOSTJOBS, "xgbReplicaSpecs", "xgboost", 9999, "xgboostjob-port", "Master")
 JAXJOB = JobKind("jax", JAXJOBS, "jaxReplicaSpecs", "jax", 6666, "jaxjob-port", "Worker")
 PADDLEJOB = JobKind("paddle", PADDLEJOBS, "paddleReplicaSpecs", "paddle", 36543, "master", "Master")
-# MPI v2 workers talk over SSH; the operator declares no port.
-MPIJOB = JobKind("mpi", MPIJOBS, "mpiReplicaSpecs", "mpi", 0, "", "Launcher")
+# MPI workers are reached over SSH (v2beta1) or kubectl exec (v1); no port is declared. Both operators
+# inject their hostfile and launch agent into the first container, named "mpi" here.
+MPIJOB = JobKind("mpi", MPIJOBS, "mpiReplicaSpecs", "mpi", 0, "", "Launcher", role_label=LABEL_JOB_ROLE)
+MPIJOB_V1 = JobKind("mpi", MPIJOBS_V1, "mpiReplicaSpecs", "mpi", 0, "", "Launcher")
 
-JOB_KINDS: tuple[JobKind, ...] = (TFJOB, PYTORCHJOB, XGBOOSTJOB, JAXJOB, PADDLEJOB, MPIJOB)
-BY_FRAMEWORK = {k.framework: k for k in JOB_KINDS}
-BY_KIND = {k.resource.kind: k for k in JOB_KINDS}
+#: MPIJob by API version, the default first (the one assumed when the cluster is not asked).
+MPI_KINDS: dict[str, JobKind] = {"v2beta1": MPIJOB, "v1": MPIJOB_V1}
+MPI_OPERATORS = {"v2beta1": "mpi-operator", "v1": "training-operator"}
+DEFAULT_MPI_VERSION = "v2beta1"
+#: Where both operators mount the hostfile they write (configMountPath + hostfileName).
+MPI_HOSTFILE = "/etc/mpi/hostfile"
+#: training-operator's v1 launcher gets kubectl here from its kubectl-delivery init container.
+MPI_V1_KUBECTL = "/opt/kube/kubectl"
+
+#: One kind per --framework (MPIJob's default version), and every kind a cluster may serve, which
+#: `jobs list` and `describe` look for.
+_DEFAULT_KINDS = (TFJOB, PYTORCHJOB, XGBOOSTJOB, JAXJOB, PADDLEJOB, MPIJOB)
+JOB_KINDS: tuple[JobKind, ...] = (*_DEFAULT_KINDS, MPIJOB_V1)
+BY_FRAMEWORK = {k.framework: k for k in _DEFAULT_KINDS}
+#: By kind name alone: enough for the replica map and container name, the same in both MPIJobs.
+BY_KIND = {k.resource.kind: k for k in _DEFAULT_KINDS}
 FRAMEWORKS = tuple(BY_FRAMEWORK)
+_BY_API_KIND = {(k.resource.api_version, k.resource.kind): k for k in JOB_KINDS}
 
-# -- labels the operators put on a job's Pods (common_types.go, mpi-operator constants.go) ---------
-LABEL_JOB_NAME = "training.kubeflow.org/job-name"
-LABEL_REPLICA_TYPE = "training.kubeflow.org/replica-type"
-LABEL_REPLICA_INDEX = "training.kubeflow.org/replica-index"
-LABEL_JOB_ROLE = "training.kubeflow.org/job-role"
+
+def kind_of(obj: Mapping[str, Any]) -> JobKind:
+    """The kind of a job object by its apiVersion and kind (MPIJob exists in two versions)."""
+    key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+    return _BY_API_KIND.get(key) or BY_KIND[key[1]]
+
 
 # -- job conditions (JobConditionType) -------------------------------------------------------------
 CREATED = "Created"

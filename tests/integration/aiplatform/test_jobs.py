@@ -20,18 +20,9 @@ from kaip.kube.errors import ApiError
 from kaip.resources import kinds
 from kaip.resources import kubeflow as kf
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.plugins import ai
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kubeflow")]
-
-
-def ai(
-    capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str, *args: str
-) -> tuple[int, str, str]:
-    code = run(
-        cli, [*args, "--kubeconfig", str(kubeconfig), "-n", namespace], prog_name="kubectl ai-platform"
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -286,7 +277,7 @@ def test_list_filters_sorts_and_labels(
     assert "team" not in kube.get(kf.TFJOBS, "gamma-three")["metadata"]["labels"]
 
     code, _, err = ai(capsys, kubeconfig, namespace, "jobs", "describe", "no_such_job")
-    assert code == 1 and f"job no_such_job not found in namespace {namespace}" in err
+    assert code == 7 and f"job no_such_job not found in namespace {namespace}" in err
 
 
 def _finish_later(kube: Kube, name: str, condition: str, message: str) -> threading.Thread:

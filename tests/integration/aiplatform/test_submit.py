@@ -15,40 +15,19 @@ from typing import Any
 import pytest
 import yaml
 
-from kaip.cli.app import run
-from kaip.commands.ai_platform import cli
 from kaip.kube.client import Kube
 from kaip.kube.errors import Conflict, Invalid
 from kaip.resources import kinds
 from kaip.resources import kubeflow as kf
+from kaip_testbed.plugins import ai
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kubeflow")]
-
-
-def ai(
-    capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str, *args: str
-) -> tuple[int, str, str]:
-    code = run(
-        cli, [*args, "--kubeconfig", str(kubeconfig), "-n", namespace], prog_name="kubectl ai-platform"
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def submit(
     capsys: pytest.CaptureFixture[str], kubeconfig: Path, namespace: str, *args: str
 ) -> tuple[int, str, str]:
-    user: list[str] = []
-    if "--" in args:
-        cut = args.index("--")
-        args, user = args[:cut], list(args[cut:])
-    code = run(
-        cli,
-        ["jobs", "submit", "training", *args, "--kubeconfig", str(kubeconfig), "-n", namespace, *user],
-        prog_name="kubectl ai-platform",
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
+    return ai(capsys, kubeconfig, namespace, "jobs", "submit", "training", *args)
 
 
 def strict_create(kube: Kube, resource: Any, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
@@ -299,5 +278,7 @@ def test_hyperparameter_tuning_becomes_an_experiment_whose_trials_the_server_acc
     trial["metadata"] = {"name": "census-hp-abc"}
     kind = kf.BY_KIND[trial["kind"]]
     created = strict_create(kube, kind.resource, trial, dry_run=True)
-    args = next(iter(created["spec"][kind.replica_key].values()))["template"]["spec"]["containers"][0]["args"]
-    assert args[-2:] == ["--first-layer-size=128", "--optimizer=adam"]
+    container = next(iter(created["spec"][kind.replica_key].values()))["template"]["spec"]["containers"][0]
+    # One shell line (Katib's Pod webhook joins command and args into one), the values quoted in it.
+    assert container["command"][:2] == ["sh", "-c"] and "args" not in container
+    assert container["command"][2].endswith(" '--first-layer-size=128' '--optimizer=adam'")

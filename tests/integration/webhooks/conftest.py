@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from webhook_bed import Webhook, deploy, undeploy
 
 from kaip.kube.client import Kube
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.webhooks import Webhook, deploy, undeploy
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webhook_bed import Webhook
 
 from kaip.kube.client import Kube
 from kaip.resources import kinds
+from kaip_testbed.webhooks import Webhook
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
-from webhook_bed import Webhook, kubectl
 
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.webhooks import Webhook, kubectl
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from webhook_bed import Webhook, kubectl
 
 from kaip.kube.client import Kube
 from kaip.kube.errors import NotFound
 from kaip.resources import kinds
 from kaip_incluster.server.cabundle import MUTATING
+from kaip_testbed.webhooks import Webhook, kubectl
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ import time
 from typing import Any
 
 import pytest
-from webhook_bed import Webhook
 
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources import preload as names
+from kaip_testbed.webhooks import Webhook
 
 pytestmark = pytest.mark.integration
 

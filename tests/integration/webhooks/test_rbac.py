@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from webhook_bed import Webhook
 
 from kaip.kube import connect
 from kaip.kube.client import Kube
@@ -11,6 +10,7 @@ from kaip.kube.config import ClusterTarget
 from kaip.kube.errors import Forbidden
 from kaip.resources import kinds
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.webhooks import Webhook
 
 pytestmark = pytest.mark.integration
 

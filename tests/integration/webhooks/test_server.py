@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from webhook_bed import Webhook, server_argv
 
 from kaip_testbed.controlplane import ControlPlane
 from kaip_testbed.processes import Server, free_port
+from kaip_testbed.webhooks import Webhook, server_argv
 
 pytestmark = pytest.mark.integration
 

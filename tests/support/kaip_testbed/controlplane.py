@@ -239,7 +239,15 @@ class ControlPlane:
             log_dir=self.workdir,
         )
 
-    def start_log_kwok(self, name: str, *, node_annotation: str, logs: Sequence[Mapping[str, Any]]) -> None:
+    def start_log_kwok(
+        self,
+        name: str,
+        *,
+        node_annotation: str,
+        logs: Sequence[Mapping[str, Any]] = (),
+        log_objects: bool = False,
+        pod_start_delay_ms: int = 0,
+    ) -> None:
         """A further kwok that serves the kubelet API, so kube-apiserver's ``pods/log`` reaches it.
 
         It runs the Nodes annotated ``kwok.x-k8s.io/node: <node_annotation>`` and gives them the
@@ -248,14 +256,22 @@ class ControlPlane:
         kwok ``Logs`` (one Pod: its metadata name and namespace) or ``ClusterLogs`` objects (the Pods
         of ``spec.selector``), whose ``spec.logs[].logsFile`` is in the CRI format
         ``<RFC3339Nano> stdout F <text>``, read when the log is asked for and followed.
+
+        With ``log_objects`` it also reads kwok ``Logs`` objects from the API server (``--enable-crds``;
+        the CRD from kwok's module must be installed first), so a test can point a Pod that exists only
+        later at its log file. ``pod_start_delay_ms`` holds each Pod that long before kwok reports it
+        Running (as pulling an image would), time for such a test to do so.
         """
         if name in self.servers:
             raise RuntimeError(f"{name} is running already")
         port = free_port()
         crt, key = self.ca.issue("kwok-kubelet", hosts=("127.0.0.1",), server=True).write(self.pki_dir, name)
         config = self.workdir / f"{name}.yaml"
-        stages = Path(binaries.path_of("kwok-stages.yaml")).read_text()
-        config.write_text(stages.rstrip() + "\n---\n" + yaml.safe_dump_all(logs))
+        stages = [d for d in yaml.safe_load_all(Path(binaries.path_of("kwok-stages.yaml")).read_text()) if d]
+        for stage in stages:
+            if pod_start_delay_ms and (stage.get("metadata") or {}).get("name") == "pod-ready":
+                stage["spec"]["delay"] = {"durationMilliseconds": pod_start_delay_ms}
+        config.write_text(yaml.safe_dump_all([*stages, *logs]))
         self.servers[name] = Server(
             name,
             [
@@ -271,6 +287,7 @@ class ControlPlane:
                 f"--server-address=127.0.0.1:{port}",
                 f"--tls-cert-file={crt}",
                 f"--tls-private-key-file={key}",
+                *(["--enable-crds=Logs"] if log_objects else []),
             ],
             log_dir=self.workdir,
         )

@@ -34,6 +34,8 @@ class GPUNode:
     pool: str = "training"
     mig: Mapping[str, int] = field(default_factory=dict)  # e.g. {"nvidia.com/mig-1g.10gb": 7}
     driver: str = "550.90.07"
+    kwok: str = "fake"  # which kwok runs it: the one started for nodes annotated kwok.x-k8s.io/node=<kwok>
+    kwok_taint: bool = True  # keeps Pods that do not tolerate kwok's taint off the node
 
 
 def _stamp(when: datetime) -> str:
@@ -53,11 +55,11 @@ def node_object(node: GPUNode) -> dict[str, Any]:
             "nvidia.com/cuda.driver.major": node.driver.split(".")[0],
         }
     taints = [dict(t) for t in node.taints]
-    if not node.not_ready:
+    if not node.not_ready and node.kwok_taint:
         taints.append(dict(KWOK_TAINT))
     meta: dict[str, Any] = {"name": node.name, "labels": labels}
     if not node.not_ready:
-        meta["annotations"] = dict(KWOK_ANNOTATION)
+        meta["annotations"] = {"kwok.x-k8s.io/node": node.kwok}
     return {
         "apiVersion": "v1",
         "kind": "Node",

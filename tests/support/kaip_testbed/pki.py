@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -38,30 +38,53 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 class CertificateAuthority:
-    def __init__(self, common_name: str = "kaip-test-ca") -> None:
-        self.key = _key()
+    def __init__(
+        self,
+        common_name: str = "kaip-test-ca",
+        *,
+        dns_names: tuple[str, ...] = (),
+        days: int = 30,
+        rsa_pkcs1: bool = False,
+    ) -> None:
+        """``dns_names``/``days``/``rsa_pkcs1``: for programs that check their CA as cert-controller's
+        rotator does (the CA verified for a DNS name of its own, valid past a 90-day look-ahead, its key
+        an RSA key in PKCS#1 form)."""
+        self.key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_pkcs1 else _key()
+        )
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = datetime.datetime.now(datetime.timezone.utc)
-        self.cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
             )
-            .sign(self.key, hashes.SHA256())
         )
+        if dns_names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+            )
+        self.cert = builder.sign(self.key, hashes.SHA256())
 
     @property
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def pair(self) -> KeyPair:
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            pkcs1 = self.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+            return KeyPair(self.cert_pem, pkcs1)
         return KeyPair(self.cert_pem, _pem_key(self.key))
 
     def issue(

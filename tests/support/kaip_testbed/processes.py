@@ -27,6 +27,7 @@ class Server:
     ) -> None:
         self.name = name
         self.argv = list(argv)
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

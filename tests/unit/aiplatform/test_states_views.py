@@ -209,4 +209,7 @@ def test_document_is_gclouds_job() -> None:
     doc = view.document()
     assert doc["jobId"] == "j" and doc["state"] == "FAILED" and doc["errorMessage"] == "exit 1"
     assert doc["createTime"] == "2026-01-02T03:04:05Z"
+    failure = doc["kubernetes"].pop("failure")
     assert doc["kubernetes"] == {"kind": "TFJob", "name": "j", "namespace": "ns"}
+    # No Pods to name the replica: the operator's condition, and why there is nothing more.
+    assert failure["condition"] == "exit 1" and "the job's Pods are gone" in failure["note"]

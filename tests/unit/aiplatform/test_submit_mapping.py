@@ -151,8 +151,8 @@ def test_basic_gpu_has_one_gpu() -> None:
         ),
         ({"scale_tier": "basic-tpu"}, "Cloud TPU"),
         (
-            {"runtime_version": "2.11", "python_version": "2.7"},
-            "--python-version 2.7 is not available with runtime version 2.11",
+            {"runtime_version": "2.11", "python_version": "3.7"},
+            "--python-version 3.7 is not served with runtime version 2.11 for --framework tensorflow (served: 3.8)",
         ),
         ({"runtime_version": "0.9"}, "unknown runtime version '0.9'"),
         ({"job_id": "1job"}, "must start with a letter"),
@@ -183,7 +183,7 @@ trainingInput:
   workerCount: 4
   pythonModule: from.file
   runtimeVersion: "1.15"
-  pythonVersion: "3.7"
+  pythonVersion: "3.6"
   args: ["--from-file"]
   masterConfig: {acceleratorConfig: {type: nvidia-tesla-t4, count: 1}}
   scheduling: {maxRunningTime: 7200s}

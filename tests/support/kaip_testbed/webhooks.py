@@ -1,4 +1,4 @@
-"""The credentials webhooks deployed into the test control plane (imported as a plain module).
+"""The credentials webhooks deployed into a test control plane (the tests, the benchmarks, the demo).
 
 The manifests of ``manifests/webhooks`` are applied as they are, except that each webhook's
 ``clientConfig.service`` becomes ``url: https://127.0.0.1:PORT/<path>``, because the apiserver of the
