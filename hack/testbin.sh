@@ -172,20 +172,83 @@ if need mpi-operator || ! built_at mpi-operator "$MPI_OPERATOR_VERSION"; then
   echo "$MPI_OPERATOR_VERSION" >"$out/mpi-operator.version"
 fi
 
-if need katib-controller file-metricscollector || ! built_at katib "$KATIB_VERSION"; then
-  log "building Katib $KATIB_VERSION (controller, file metrics collector)"
+# Katib: the controller, the file metrics collector, the DB manager (observation logs, in PostgreSQL) and a
+# suggestion service. The stamp names the recipe as well as the version: a cache built by an older recipe
+# (without the DB manager and the suggestion service) is rebuilt.
+KATIB_STAMP="$KATIB_VERSION (controller, file-metricscollector, db-manager, suggestion-goptuna)"
+if need katib-controller file-metricscollector katib-db-manager katib-suggestion-goptuna \
+  || ! built_at katib "$KATIB_STAMP"; then
+  log "building Katib $KATIB_VERSION (controller, file metrics collector, DB manager, goptuna suggestion service)"
   </dev/null build_module katib github.com/kubeflow/katib "$KATIB_VERSION" "" \
     github.com/kubeflow/katib/cmd/katib-controller/v1beta1 \
     github.com/kubeflow/katib/cmd/metricscollector/v1beta1/file-metricscollector
   mv "$out/v1beta1" "$out/katib-controller"
+  </dev/null build_module katib-db-manager github.com/kubeflow/katib "$KATIB_VERSION" "" \
+    github.com/kubeflow/katib/cmd/db-manager/v1beta1
+  mv "$out/v1beta1" "$out/katib-db-manager"
+  # Katib's goptuna suggestion service (random, tpe, cmaes, sobol) as upstream's package serves it, from a
+  # main of ours: upstream's cmd/suggestion/goptuna/v1beta1 listens on the fixed 0.0.0.0:6789, which
+  # would take that port on every address of the host; this one listens where --listen-address says.
+  mkdir -p "$work/katib-suggestion-goptuna"
+  cat >"$work/katib-suggestion-goptuna/main.go" <<'GO'
+package main
+
+import (
+	"context"
+	"flag"
+	"net"
+
+	health "github.com/kubeflow/katib/pkg/apis/manager/health"
+	api "github.com/kubeflow/katib/pkg/apis/manager/v1beta1"
+	goptuna "github.com/kubeflow/katib/pkg/suggestion/v1beta1/goptuna"
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+)
+
+type serving struct{}
+
+func (serving) Check(context.Context, *health.HealthCheckRequest) (*health.HealthCheckResponse, error) {
+	return &health.HealthCheckResponse{Status: health.HealthCheckResponse_SERVING}, nil
+}
+
+func main() {
+	address := flag.String("listen-address", "127.0.0.1:6789", "host:port to serve the Suggestion API on")
+	flag.Parse()
+	listener, err := net.Listen("tcp", *address)
+	if err != nil {
+		klog.Fatalf("listen on %s: %v", *address, err)
+	}
+	server := grpc.NewServer()
+	api.RegisterSuggestionServer(server, goptuna.NewSuggestionService())
+	health.RegisterHealthServer(server, serving{})
+	klog.Infof("goptuna suggestion service on %s", *address)
+	if err := server.Serve(listener); err != nil {
+		klog.Fatalf("serve: %v", err)
+	}
+}
+GO
+  </dev/null build_module katib-suggestion-goptuna github.com/kubeflow/katib "$KATIB_VERSION" "" .
   copy_manifests github.com/kubeflow/katib "$KATIB_VERSION" katib-manifests \
     manifests/v1beta1/components/crd manifests/v1beta1/components/webhook \
     manifests/v1beta1/components/controller manifests/v1beta1/installs/katib-standalone
-  echo "$KATIB_VERSION" >"$out/katib.version"
+  echo "$KATIB_STAMP" >"$out/katib.version"
+fi
+
+# PostgreSQL behind Katib's DB manager: the tests start a server of their own (initdb in a temporary folder,
+# a free port on 127.0.0.1), so only the programs are needed. Debian's package, installed when we may.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing PostgreSQL (Debian's postgresql package) for Katib's DB manager"
+    apt-cache policy postgresql 2>/dev/null | grep -q 'Candidate: [0-9]' || apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >&2
+  else
+    log "PostgreSQL is not installed (Katib's DB manager needs it): as root run 'apt-get install -y postgresql'," \
+      "or put a folder with initdb and postgres on PATH; the Katib experiment tests fail until then"
+  fi
 fi
 
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio kubectl-krew validate-krew-manifest \
-  training-operator mpi-operator katib-controller file-metricscollector; do
+  training-operator mpi-operator katib-controller file-metricscollector katib-db-manager katib-suggestion-goptuna; do
   [[ -x "$out/$b" ]] || { log "missing $b after the build"; exit 1; }
 done
 echo "$out"

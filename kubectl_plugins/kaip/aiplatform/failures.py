@@ -58,7 +58,9 @@ class ReplicaFailure:
         lines = [line.strip() for line in self.message.splitlines() if line.strip()]
         if not lines:
             return ""
-        return lines[-1] if lines[0].startswith(_TRACEBACK) else lines[0]
+        # A Python traceback (the whole message, or the end of the log kept as the message) is told
+        # by its last line, the exception; any other message by its first.
+        return lines[-1] if any(line.startswith(_TRACEBACK) for line in lines) else lines[0]
 
     def outcome(self) -> str:
         """``exit 3 (Error)``, ``exit 137 (OOMKilled)``, ``Evicted``."""

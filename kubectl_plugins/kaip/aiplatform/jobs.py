@@ -156,11 +156,20 @@ def pods_of(kube: Kube, name: str) -> list[dict[str, Any]]:
     return kube.list_all(PODS, label_selector=f"{kf.LABEL_JOB_NAME}={name}")
 
 
+def trials_of(kube: Kube, experiment: str) -> list[dict[str, Any]]:
+    """The Trials Katib made for an Experiment (labelled with its name)."""
+    return kube.list_all(kf.TRIALS, label_selector=f"{kf.LABEL_KATIB_EXPERIMENT}={experiment}")
+
+
 def describe(kube: Kube, job: str) -> tuple[views.JobView, dict[str, Any], list[dict[str, Any]]]:
     """The job's view, object and Pods; a failed job's view carries its failed container's log tail."""
     _, obj = find(kube, job)
-    pods = [] if obj.get("kind") == kf.EXPERIMENTS.kind else pods_of(kube, obj["metadata"]["name"])
-    view = views.view(obj, pods)
+    if obj.get("kind") == kf.EXPERIMENTS.kind:
+        pods: list[dict[str, Any]] = []
+        view = views.view(obj, pods, trials=trials_of(kube, obj["metadata"]["name"]))
+    else:
+        pods = pods_of(kube, obj["metadata"]["name"])
+        view = views.view(obj, pods)
     if view.failure and view.failure.replicas:
         view = replace(view, failure=view.failure.with_logs(read_log_tail(kube, view.failure.replicas[0])))
     return view, obj, pods

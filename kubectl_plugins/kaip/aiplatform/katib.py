@@ -38,6 +38,8 @@ from kaip.errors import UsageError
 from kaip.resources import kubeflow as kf
 
 DEFAULT_METRIC_TAG = "training/hptuning/metric"
+#: The trial parameter that carries the trial's name into CLOUD_ML_TRIAL_ID.
+TRIAL_NAME_PARAMETER = "kaipTrialName"
 HYPERTUNE_FILE = "/tmp/hypertune/output.metrics"  # noqa: S108 - the path cloudml-hypertune writes
 ALGORITHMS = {
     "ALGORITHM_UNSPECIFIED": "bayesianoptimization",
@@ -235,8 +237,13 @@ def _trial_template(
 ) -> dict[str, Any]:
     trial_spec = {"apiVersion": job["apiVersion"], "kind": job["kind"], "spec": copy.deepcopy(job["spec"])}
     hp_args = [f"--{n}=${{trialParameters.{trial_parameter_name(n)}}}" for n in names]
+    if TRIAL_NAME_PARAMETER in {trial_parameter_name(n) for n in names}:
+        raise UsageError(
+            f"hyperparameters.params: the name {TRIAL_NAME_PARAMETER!r} is kaip's own; rename it"
+        )
     env = [
-        {"name": "CLOUD_ML_TRIAL_ID", "value": "${trialSpec.Name}"},
+        # Katib fills in ${trialSpec.*} only as a trial parameter's reference (its manifest generator).
+        {"name": "CLOUD_ML_TRIAL_ID", "value": f"${{trialParameters.{TRIAL_NAME_PARAMETER}}}"},
         {"name": "CLOUD_ML_HP_METRIC_FILE", "value": HYPERTUNE_FILE},
         {"name": "CLOUD_ML_HP_METRIC_TAG", "value": tag},
     ]
@@ -261,8 +268,15 @@ def _trial_template(
         "failureCondition": _FAILED,
         "retain": True,
         "trialParameters": [
-            {"name": trial_parameter_name(n), "description": f"gcloud parameter {n}", "reference": n}
-            for n in names
+            *(
+                {"name": trial_parameter_name(n), "description": f"gcloud parameter {n}", "reference": n}
+                for n in names
+            ),
+            {
+                "name": TRIAL_NAME_PARAMETER,
+                "description": "the trial's name",
+                "reference": "${trialSpec.Name}",
+            },
         ],
         "trialSpec": trial_spec,
     }

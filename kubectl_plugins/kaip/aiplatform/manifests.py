@@ -286,6 +286,9 @@ def _container(ctx: _Context, rtype: str, role: Role, placement: Placement) -> d
     container: dict[str, Any] = {
         "name": ctx.kind.container,
         "image": _image(role, ctx.ti, ctx.kind, ctx.catalog, gpu),
+        # A program that dies on an exception writes no termination message: the kubelet then keeps
+        # the end of its log as the message, which `jobs describe` shows for a failed replica.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     args = list(role.args) if role.args is not None else user_args(ctx.ti)
     module = ctx.ti.get("pythonModule")

@@ -7,7 +7,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,8 @@ class JobView:
     training_input: Mapping[str, Any]
     #: Why a FAILED job failed: its failed replicas, from its Pods.
     failure: failures.Failure | None = None
+    #: gcloud's TrainingOutput of a hyperparameter tuning job (its Trials), else empty.
+    training_output: Mapping[str, Any] = field(default_factory=dict)
 
     def reason_line(self) -> str:
         """The REASON column of `jobs list -o wide`: one line, cut to fit."""
@@ -59,6 +61,8 @@ class JobView:
             doc["labels"] = user_labels
         if self.training_input:
             doc["trainingInput"] = dict(self.training_input)
+        if self.training_output:
+            doc["trainingOutput"] = dict(self.training_output)
         doc["kubernetes"] = {"kind": self.kind, "name": self.name, "namespace": self.namespace}
         if self.failure:
             doc["kubernetes"]["failure"] = self.failure.document()
@@ -100,7 +104,13 @@ def experiment_state(exp: Mapping[str, Any]) -> states.JobState:
     return states.JobState(states.QUEUED, "waiting for Katib")
 
 
-def view(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobView:
+def view(
+    obj: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    *,
+    trials: Sequence[Mapping[str, Any]] | None = None,
+) -> JobView:
+    """The job as gcloud shows it; an Experiment's ``trials``, when given, fill its trainingOutput."""
     meta = obj.get("metadata") or {}
     labels = meta.get("labels") or {}
     kind = str(obj.get("kind"))
@@ -124,7 +134,101 @@ def view(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobView:
         labels=labels,
         training_input=_input(meta),
         failure=failure,
+        training_output=training_output(obj, trials) if trials is not None else {},
     )
+
+
+# -- trainingOutput of a hyperparameter tuning job (an Experiment and its Trials) ------------------
+#: The metric cloudml-hypertune writes beside the objective, read as the trial's training step when
+#: the Experiment collects it.
+STEP_METRIC = "global_step"
+_TRIAL_STATES = (  # the first true Trial condition decides (Katib v1beta1 trial conditions)
+    ("EarlyStopped", states.SUCCEEDED),
+    (kf.SUCCEEDED, states.SUCCEEDED),
+    ("MetricsUnavailable", states.FAILED),
+    (kf.FAILED, states.FAILED),
+    ("Killed", states.CANCELLED),
+    (kf.RUNNING, states.RUNNING),
+)
+
+
+def _trial_state(trial: Mapping[str, Any]) -> str:
+    for ctype, state in _TRIAL_STATES:
+        if states.condition(trial, ctype):
+            return state
+    return states.QUEUED
+
+
+def _observed(trial: Mapping[str, Any], name: str, strategy: str) -> str | None:
+    """A metric's value as Katib observed it for the trial, by the Experiment's strategy for it."""
+    metrics = ((trial.get("status") or {}).get("observation") or {}).get("metrics") or []
+    for metric in metrics:
+        if metric.get("name") == name:
+            value = metric.get({"min": "min", "max": "max"}.get(strategy, "latest"))
+            return None if value in (None, "", "unavailable") else str(value)
+    return None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def trial_output(trial: Mapping[str, Any], *, metric: str, strategy: str = "latest") -> dict[str, Any]:
+    """One Trial as gcloud's HyperparameterOutput (int64 fields as strings, as the API sends them)."""
+    spec, status = trial.get("spec") or {}, trial.get("status") or {}
+    out: dict[str, Any] = {
+        # The id the program saw: kaip sets CLOUD_ML_TRIAL_ID to the Trial's name.
+        "trialId": str((trial.get("metadata") or {}).get("name") or ""),
+        "hyperparameters": {
+            str(a.get("name")): str(a.get("value")) for a in spec.get("parameterAssignments") or []
+        },
+    }
+    if status.get("startTime"):
+        out["startTime"] = str(status["startTime"])
+    if status.get("completionTime"):
+        out["endTime"] = str(status["completionTime"])
+    out["state"] = _trial_state(trial)
+    objective = _number(_observed(trial, metric, strategy))
+    if objective is not None:
+        final: dict[str, Any] = {}
+        step = _number(_observed(trial, STEP_METRIC, "latest"))
+        if step is not None:
+            final["trainingStep"] = str(int(step))
+        final["objectiveValue"] = objective
+        out["finalMetric"] = final
+    if states.condition(trial, "EarlyStopped"):
+        out["isTrialStoppedEarly"] = True
+    return out
+
+
+def training_output(exp: Mapping[str, Any], trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """gcloud's TrainingOutput of a hyperparameter tuning job from its Experiment and Trials: the
+    trials best first (by ``finalMetric.objectiveValue`` and the goal; trials without a value last,
+    by name), ``completedTrialCount`` the succeeded ones."""
+    objective = (exp.get("spec") or {}).get("objective") or {}
+    metric = str(objective.get("objectiveMetricName") or "")
+    strategies = {str(s.get("name")): str(s.get("value")) for s in objective.get("metricStrategies") or []}
+    maximize = str(objective.get("type") or "maximize").lower() == "maximize"
+    outs = [trial_output(t, metric=metric, strategy=strategies.get(metric, "latest")) for t in trials]
+
+    def rank(out: Mapping[str, Any]) -> tuple[int, float, str]:
+        value = (out.get("finalMetric") or {}).get("objectiveValue")
+        if value is None:
+            return (1, 0.0, out["trialId"])
+        return (0, -value if maximize else value, out["trialId"])
+
+    outs.sort(key=rank)
+    doc: dict[str, Any] = {
+        "completedTrialCount": str(sum(1 for o in outs if o["state"] == states.SUCCEEDED)),
+        "trials": outs,
+        "isHyperparameterTuningJob": True,
+    }
+    if metric:
+        doc["hyperparameterMetricTag"] = metric
+    return doc
 
 
 def _task_of(kind: str, pod: Mapping[str, Any]) -> str:
@@ -243,6 +347,8 @@ def summary_sections(
     ]
     if replicas:
         sections.append(("Replicas", ["task", "phase", "reason"], [list(r) for r in replicas]))
+    if v.training_output:
+        sections += _tuning_sections(v.training_output)
     if v.failure and v.failure.replicas:
         rows = [
             [r.task, r.pod, r.container or "-", r.outcome(), shorten(r.headline(), 100) or "-"]
@@ -252,6 +358,33 @@ def summary_sections(
     if v.state.reason:
         sections.append(("Why", ["state", "reason"], [[v.state.state, v.state.reason]]))
     return sections
+
+
+def _tuning_sections(out: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """A tuning job's boxes: the counts, then its trials best first."""
+    summary = [[str(out.get("completedTrialCount", "0")), str(out.get("hyperparameterMetricTag", ""))]]
+    rows = []
+    for trial in out.get("trials") or []:
+        final = trial.get("finalMetric") or {}
+        value = final.get("objectiveValue")
+        params = ", ".join(f"{k}={v}" for k, v in (trial.get("hyperparameters") or {}).items())
+        rows.append(
+            [
+                str(trial["trialId"]),
+                str(trial["state"]),
+                "" if value is None else f"{value:g}",
+                str(final.get("trainingStep", "")),
+                params,
+            ]
+        )
+    return [
+        ("Training Output Summary", ["completed_trial_count", "hyperparameter_metric_tag"], summary),
+        (
+            "Trials (best first)",
+            ["trial_id", "state", "objective_value", "training_step", "hyperparameters"],
+            rows,
+        ),
+    ]
 
 
 def failure_text(failure: failures.Failure) -> str:

@@ -60,11 +60,13 @@ while not failing and not os.path.exists(args.release):  # the others wait, as r
     time.sleep(0.1)
 for epoch in range(args.epochs):
     print(f"{me} epoch {epoch} loss {1.0 / (epoch + 1):.3f}", flush=True)
-if failing:
+if failing and args.message:
     print(f"{me} Traceback: CUDA error: an illegal memory access was encountered", file=sys.stderr, flush=True)
     with open(os.environ["KAIP_TESTBED_TERMINATION_LOG"], "w") as log:
         log.write(args.message)
     sys.exit(args.exit_code)
+if failing:  # dies on an exception, writing no termination message
+    raise RuntimeError("CUDA error: an illegal memory access was encountered")
 print(f"{me} done", flush=True)
 '''
 
@@ -170,6 +172,8 @@ def test_a_job_runs_under_the_operator_from_submit_to_succeeded(
     )  # fmt: skip
     assert code == 0, err
     assert f"Job [{job}] submitted successfully." in err
+    # Nothing runs yet (the nodes take a second to start a Pod, as pulling an image would).
+    assert describe(capsys, kubeconfig, namespace, job)["state"] in ("QUEUED", "PREPARING")
     # Admitted by the operator's webhook, then its Pods are created, bound and started.
     wait_for(lambda: state_is(capsys, kubeconfig, namespace, job, "RUNNING"), f"{job} to be RUNNING")
     wait_for(lambda: len(pods.ran) == replicas, f"{replicas} replicas to run")
@@ -211,10 +215,38 @@ def test_a_failing_replica_fails_the_job_with_its_exit_code_message_and_last_lin
     assert "worker-1" in text
     assert "3" in str(described.get("errorMessage", "")) or "exit code 3" in text or '"exitCode": 3' in text
     assert "NCCL timeout on rank 2" in text
+    # ... and its last log lines, read through pods/log from the kubelet (the stand-in's) that ran it.
+    assert "doomed-worker-1 Traceback: CUDA error" in text
     code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "list", "-o", "wide")
     assert code == 0
     (row,) = [line for line in out.splitlines() if line.startswith("doomed")]
     assert "FAILED" in row and "worker-1" in row
+
+
+def test_a_replica_that_dies_without_a_message_is_explained_by_its_last_log_lines(
+    capsys: pytest.CaptureFixture[str],
+    kube: Kube,
+    kubeconfig: Path,
+    namespace: str,
+    pods: TrainingPods,
+    trainer: Path,
+    tmp_path: Path,
+) -> None:
+    release = tmp_path / "release"
+    code, _, err = ai(
+        capsys, kubeconfig, namespace,
+        "jobs", "submit", "training", "crashed", "--framework=tensorflow", "--module-name=trainer.task",
+        f"--package-path={trainer}", "--master-image-uri=registry.local/train:1",
+        "--", f"--release={release}", "--fail-on=master-0", "--exit-code=1",
+    )  # fmt: skip
+    assert code == 0, err
+    wait_for(
+        lambda: state_is(capsys, kubeconfig, namespace, "crashed", "FAILED"), "the job to fail", kube=kube
+    )
+    # kaip asks for FallbackToLogsOnError: the end of the log became the termination message.
+    described = describe(capsys, kubeconfig, namespace, "crashed")
+    assert "CUDA error: an illegal memory access was encountered" in described["errorMessage"]
+    release.touch()
 
 
 def test_cancel_stops_the_pods_and_ends_cancelled(

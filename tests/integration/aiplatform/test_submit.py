@@ -272,9 +272,9 @@ def test_hyperparameter_tuning_becomes_an_experiment_whose_trials_the_server_acc
     # What Katib will create for one trial: the placeholders filled in, as its controller does.
     template = exp["spec"]["trialTemplate"]
     text = json.dumps(template["trialSpec"])
-    for value, p in zip(["128", "adam"], template["trialParameters"], strict=True):
+    for value, p in zip(["128", "adam", "census-hp-abc"], template["trialParameters"], strict=True):
         text = text.replace(f"${{trialParameters.{p['name']}}}", value)
-    trial = json.loads(text.replace("${trialSpec.Name}", "census-hp-abc"))
+    trial = json.loads(text)
     trial["metadata"] = {"name": "census-hp-abc"}
     kind = kf.BY_KIND[trial["kind"]]
     created = strict_create(kube, kind.resource, trial, dry_run=True)

@@ -247,6 +247,7 @@ class ControlPlane:
         logs: Sequence[Mapping[str, Any]] = (),
         log_objects: bool = False,
         pod_start_delay_ms: int = 0,
+        without_stages: Sequence[str] = (),
     ) -> None:
         """A further kwok that serves the kubelet API, so kube-apiserver's ``pods/log`` reaches it.
 
@@ -260,14 +261,20 @@ class ControlPlane:
         With ``log_objects`` it also reads kwok ``Logs`` objects from the API server (``--enable-crds``;
         the CRD from kwok's module must be installed first), so a test can point a Pod that exists only
         later at its log file. ``pod_start_delay_ms`` holds each Pod that long before kwok reports it
-        Running (as pulling an image would), time for such a test to do so.
+        Running (as pulling an image would), time for such a test to do so. ``without_stages`` leaves
+        out kwok stages by name (``pod-complete`` ends every Pod a Job owns at once, where a test's
+        kubelet stand-in should run it).
         """
         if name in self.servers:
             raise RuntimeError(f"{name} is running already")
         port = free_port()
         crt, key = self.ca.issue("kwok-kubelet", hosts=("127.0.0.1",), server=True).write(self.pki_dir, name)
         config = self.workdir / f"{name}.yaml"
-        stages = [d for d in yaml.safe_load_all(Path(binaries.path_of("kwok-stages.yaml")).read_text()) if d]
+        stages = [
+            d
+            for d in yaml.safe_load_all(Path(binaries.path_of("kwok-stages.yaml")).read_text())
+            if d and (d.get("metadata") or {}).get("name") not in without_stages
+        ]
         for stage in stages:
             if pod_start_delay_ms and (stage.get("metadata") or {}).get("name") == "pod-ready":
                 stage["spec"]["delay"] = {"durationMilliseconds": pod_start_delay_ms}

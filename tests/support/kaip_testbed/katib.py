@@ -18,13 +18,33 @@ on one machine must not share that folder, so the controller runs in a mount nam
 ``/tmp/cert`` and ``exec katib-controller``. The mount is seen by that process alone and goes with it;
 on the host ``/tmp/cert`` is only an empty mount point (created if missing, never written).
 
-What cannot run here: the suggestion services (a Deployment per Experiment that the Suggestion
-controller calls over gRPC at ``<name>.<namespace>:6789``, cluster DNS) and the DB manager (gRPC, for
-observation logs). :meth:`KatibController.suggest` stands in for a suggestion service: it writes the
+Katib's services, optional (:class:`KatibServices`): the DB manager (``katib-db-manager``, PostgreSQL
+behind it, see :mod:`kaip_testbed.postgres`) and a suggestion service (Katib's goptuna service, which
+serves ``random``, ``tpe``, ``cmaes`` and ``sobol``). Katib calls both by cluster DNS names on the fixed
+port 6789: ``katib-db-manager.kubeflow:6789`` (``GetDBManagerAddr``) and, for an Experiment's Suggestion,
+``<experiment>-<algorithm>.<namespace>:6789`` (``GetAlgorithmEndpoint``, once the suggestion Deployment
+it creates is Available: kube-controller-manager and kwok make it so). Here they listen on 127.0.0.2:6789
+and 127.0.0.3:6789, and the controller's mount namespace has a private ``/etc/hosts`` that maps the
+names there (Katib's binaries are built with CGO_ENABLED=0: Go's resolver reads ``/etc/hosts`` first,
+as ``/etc/nsswitch.conf`` says). :meth:`KatibServices.route` adds an Experiment's suggestion name, as
+the cluster's DNS would serve its Service. Port 6789 on those addresses is one per machine: a run holds
+an exclusive lock on :data:`PORT_LOCK` while its services run, and another run waits.
+
+Without the services, :meth:`KatibController.suggest` stands in for a suggestion service: it writes the
 assignments into the Suggestion's status, as the Suggestion controller does with what ``GetSuggestions``
 returns, and Katib's Experiment controller makes Trials of them. The Trial controller's finalizer
-(``clean-metrics-in-db``) would call the DB manager forever, so :meth:`KatibController.release` deletes
-Experiments and Trials and removes their finalizers.
+(``clean-metrics-in-db``) would then call the DB manager forever, so :meth:`KatibController.release`
+deletes Experiments and Trials and removes their finalizers.
+
+The metrics collector is a sidecar (``metrics-logger-and-collector``) that Katib's Pod webhook adds to
+a trial's primary Pod, with ``shareProcessNamespace``: Katib's ``file-metricscollector`` finds the
+training container's shell among the processes whose parent is outside the Pod's PID namespace, waits
+for it to end, checks the completion marker ``/tmp/hypertune/<pid>.pid`` and reports the metrics file
+to the DB manager (``pkg/metricscollector/v1beta1/common/pns.go``). :func:`collector_sandbox` makes
+that true on this host for :class:`kaip_testbed.trainingpods.TrainingPods`: a PID and mount namespace
+per Pod (``unshare --pid --fork --mount-proc``; its first process stands for the pause container)
+with private folders on ``/tmp/hypertune`` and ``/etc/hosts``, the training command and the real
+collector both entered into it (``nsenter``).
 
 :func:`katib_rewrite` is what Katib's Pod webhook does to a primary container, written from its source
 (``pkg/webhook/v1beta1/pod/utils.go`` ``wrapWorkerContainer``), for unit tests; the integration test
@@ -37,16 +57,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -70,6 +94,7 @@ from kaip_testbed.kubeflow import (
     wait_until,
 )
 from kaip_testbed.pki import CertificateAuthority
+from kaip_testbed.postgres import Postgres
 from kaip_testbed.processes import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -82,6 +107,12 @@ SUGGESTIONS = Resource(kf.GROUP, "v1beta1", "suggestions", "Suggestion")
 #: The completion marker folder of a File collector with kaip's metrics path.
 MARKER_DIR = "/tmp/hypertune"
 COLLECTOR_CONTAINER = "metrics-logger-and-collector"
+HOSTS = "/etc/hosts"
+SERVICE_PORT = 6789  # Katib's DB manager and suggestion services (consts.DefaultSuggestionPort)
+DB_MANAGER_ADDRESS = "127.0.0.2"
+SUGGESTION_ADDRESS = "127.0.0.3"
+DB_MANAGER_NAME = f"katib-db-manager.{NAMESPACE}"
+PORT_LOCK = Path(tempfile.gettempdir()) / "kaip-testbed-katib-6789.lock"
 
 
 def manifests() -> Path:
@@ -133,9 +164,88 @@ def init_config(config: Mapping[str, Any], *, webhook_port: int, healthz_port: i
     return out
 
 
-def isolated_controller(argv: Sequence[str], *, private: Path) -> list[str]:
-    """``argv`` in a mount namespace of its own, with ``private`` mounted on :data:`CERT_DIR`."""
+def isolated_controller(argv: Sequence[str], *, private: Path, hosts: Path | None = None) -> list[str]:
+    """``argv`` in a mount namespace of its own, with ``private`` mounted on :data:`CERT_DIR` (and
+    ``hosts``, when given, on ``/etc/hosts``)."""
+    if hosts is not None:
+        argv = ["sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(hosts), HOSTS, *argv]
     return isolated(argv, private=private, fixed=CERT_DIR)
+
+
+def _accepts(address: str) -> bool:
+    with socket.create_connection((address, SERVICE_PORT), timeout=1):
+        return True
+
+
+class KatibServices:
+    """Katib's DB manager (PostgreSQL behind it) and goptuna suggestion service on 127.0.0.2/.3:6789,
+    and the private hosts file that names them; ``start``/``stop``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.hosts = workdir / "hosts"
+        self.postgres = Postgres()
+        self.servers: list[Server] = []
+        self._lock: IO[bytes] | None = None
+
+    def start(self, *, timeout: float = 300.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.hosts.write_text(f"127.0.0.1 localhost\n{DB_MANAGER_ADDRESS} {DB_MANAGER_NAME}\n")
+        self._lock = PORT_LOCK.open("ab")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{PORT_LOCK} held by another test run for {timeout:.0f}s") from None
+                time.sleep(0.5)
+        self.postgres.start()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "DB_NAME": "postgres",
+            "DB_USER": self.postgres.name,
+            "DB_PASSWORD": "unused",  # trust authentication; an empty one would end libpq's option text
+            "KATIB_POSTGRESQL_DB_HOST": "127.0.0.1",
+            "KATIB_POSTGRESQL_DB_PORT": str(self.postgres.port),
+            "KATIB_POSTGRESQL_DB_DATABASE": self.postgres.name,
+        }
+        listen = f"--listen-address={DB_MANAGER_ADDRESS}:{SERVICE_PORT}"
+        db = Server(
+            "katib-db-manager", [binaries.path_of("katib-db-manager"), listen], log_dir=self.workdir, env=env
+        )
+        self.servers.append(db)
+        listen = f"--listen-address={SUGGESTION_ADDRESS}:{SERVICE_PORT}"
+        suggestion = Server(
+            "katib-suggestion-goptuna",
+            [binaries.path_of("katib-suggestion-goptuna"), listen],
+            log_dir=self.workdir,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        self.servers.append(suggestion)
+        suggestion.wait_ready(lambda: _accepts(SUGGESTION_ADDRESS), timeout=30)
+        # The DB manager pings PostgreSQL first on a 5-second ticker (common.OpenSQLConn).
+        db.wait_ready(lambda: _accepts(DB_MANAGER_ADDRESS), timeout=60)
+
+    def route(self, namespace: str, experiment: str, algorithm: str) -> None:
+        """What cluster DNS does for the suggestion Service Katib creates for ``experiment``. Appended
+        in place: the file is bind-mounted, a new file would not be seen."""
+        with self.hosts.open("a") as hosts:
+            hosts.write(f"{SUGGESTION_ADDRESS} {experiment}-{algorithm}.{namespace}\n")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(f"--- {s.name}\n{s.log_tail(lines)}" for s in self.servers)
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers = []
+        self.postgres.stop()
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
 
 def _probe_experiment() -> dict[str, Any]:
@@ -176,8 +286,8 @@ def _probe_experiment() -> dict[str, Any]:
 class KatibController:
     """katib-controller with its webhooks served to kube-apiserver on 127.0.0.1; ``start``/``stop``."""
 
-    def __init__(self, plane: ControlPlane, kube: Kube) -> None:
-        self.plane, self.kube = plane, kube
+    def __init__(self, plane: ControlPlane, kube: Kube, *, services: KatibServices | None = None) -> None:
+        self.plane, self.kube, self.services = plane, kube, services
         self.suffix = uuid.uuid4().hex[:6]
         self.workdir = plane.workdir / f"katib-{self.suffix}"
         self.webhook_port, self.healthz_port = free_port(), free_port()
@@ -218,7 +328,9 @@ class KatibController:
         argv = [binaries.path_of("katib-controller"), f"--katib-config={config_file}"]
         self.server = Server(
             f"katib-controller-{self.suffix}",
-            isolated_controller(argv, private=private),
+            isolated_controller(
+                argv, private=private, hosts=self.services.hosts if self.services is not None else None
+            ),
             log_dir=self.workdir,
             env=env,
         )
@@ -265,7 +377,10 @@ class KatibController:
         wait_until(defaulted, "Katib's Experiment defaulting webhook to be called")
 
     def log_tail(self, lines: int = 60) -> str:
-        return self.server.log_tail(lines) if self.server is not None else ""
+        text = self.server.log_tail(lines) if self.server is not None else ""
+        if self.services is not None:
+            text += "\n" + self.services.log_tail(lines // 2)
+        return text
 
     # -- the suggestion service's part -------------------------------------------------------------
     def suggest(
@@ -452,3 +567,131 @@ def run_container(
     output, _ = proc.communicate(timeout=timeout)
     recorded = [json.loads(line) for line in calls.read_text().splitlines() if line]
     return Ran(proc.returncode, output, proc.pid, recorded, markers)
+
+
+# -- a trial Pod's collector sidecar, run beside its training container ---------------------------------
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ")".
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+class CollectorSandbox:
+    """One trial Pod's PID and mount namespaces: its first process stands for the pause container; the
+    training command and Katib's collector are entered into them (see the module's docstring)."""
+
+    def __init__(self, pod: Mapping[str, Any], workdir: Path, *, hosts: Path, timeout: float = 90.0) -> None:
+        self.pod, self.timeout = pod, timeout
+        self.root = workdir / "katib-sandbox"
+        self.hypertune = self.root / "hypertune"
+        self.hypertune.mkdir(parents=True, exist_ok=True)
+        ready = self.root / "ready"
+        Path(MARKER_DIR).mkdir(parents=True, exist_ok=True)  # the mount point; never written on the host
+        script = 'mount --bind "$1" "$2" && mount --bind "$3" "$4" && touch "$5" && exec sleep 86400'
+        with (self.root / "sandbox.log").open("ab") as log:  # unshare's words when its child is killed
+            self.pause = subprocess.Popen(
+                ["unshare", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+                 "sh", "-c", script, "sh", str(self.hypertune), MARKER_DIR, str(hosts), HOSTS, str(ready)],
+                stdin=subprocess.DEVNULL, stderr=log, start_new_session=True,
+            )  # fmt: skip
+        wait_until(lambda: ready.exists() or self.pause.poll() is not None, "the Pod's sandbox", timeout=20)
+        if self.pause.poll() is not None:
+            raise RuntimeError(f"the Pod's sandbox exited with {self.pause.returncode}")
+        (self.init_pid,) = _children(self.pause.pid)
+        self.primary: subprocess.Popen[str] | None = None
+        self.collector: subprocess.Popen[bytes] | None = None
+        self.collector_log = self.root / f"{COLLECTOR_CONTAINER}.log"
+
+    def _enter(self, argv: Sequence[str], cwd: Path) -> list[str]:
+        # Entering a mount namespace moves to its root: --wd keeps the container's working folder.
+        return ["nsenter", "-t", str(self.init_pid), "--pid", "--mount", f"--wd={cwd}", "--", *argv]
+
+    def command(self, argv: list[str], env: Mapping[str, str]) -> list[str]:
+        """The training container's command, expanded as kubelet does, run inside the sandbox."""
+        return self._enter([kubelet_expand(word, env) for word in argv], self.root)
+
+    def started(self) -> None:
+        """Start the collector once the training shell runs inside: Katib's collector looks for it
+        once, when it starts (a kubelet starts the Pod's containers in their order)."""
+        wait_until(self._primary_inside, "the training container to start in its sandbox", timeout=20)
+        (sidecar,) = [c for c in self.pod["spec"]["containers"] if c["name"] == COLLECTOR_CONTAINER]
+        argv = [binaries.path_of("file-metricscollector"), *(sidecar.get("args") or ())]
+        with self.collector_log.open("ab") as log:
+            self.collector = subprocess.Popen(
+                self._enter(argv, self.root),
+                env={"PATH": "/usr/bin:/bin"},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def _primary_inside(self) -> bool:
+        """Whether the training shell runs inside (nsenter's child, not only nsenter)."""
+        marker = f"echo completed > {MARKER_DIR}".encode()
+        for child in (c for n in _nsenters(self.init_pid) for c in _children(n)):
+            with contextlib.suppress(OSError):
+                if marker in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return True
+        return False
+
+    def finish(self) -> dict[str, int]:
+        """The collector's exit code once it has reported (or failed); the sandbox torn down."""
+        code = 137
+        try:
+            if self.collector is not None:
+                try:
+                    code = self.collector.wait(self.timeout)
+                except subprocess.TimeoutExpired:
+                    self.collector.kill()
+                    self.collector.wait()
+        finally:
+            # SIGKILL to the namespace's first process ends every process left in it.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.init_pid, 9)
+            self.pause.wait(10)
+        return {COLLECTOR_CONTAINER: code}
+
+    def collector_output(self) -> str:
+        return self.collector_log.read_text(errors="replace") if self.collector_log.exists() else ""
+
+
+def _nsenters(init_pid: int) -> list[int]:
+    """The ``nsenter`` processes (on the host side) whose target is ``init_pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+            if words[:3] == [b"nsenter", b"-t", str(init_pid).encode()]:
+                found.append(int(entry.name))
+    return found
+
+
+class CollectorSandboxes:
+    """The ``sandbox`` factory for :class:`kaip_testbed.trainingpods.TrainingPods`: a
+    :class:`CollectorSandbox` for each Pod Katib gave a collector sidecar, None for the others."""
+
+    def __init__(self, services: KatibServices) -> None:
+        self.hosts = services.hosts
+        self.made: list[CollectorSandbox] = []
+
+    def __call__(self, pod: Mapping[str, Any], workdir: Path) -> CollectorSandbox | None:
+        if COLLECTOR_CONTAINER not in [c["name"] for c in pod["spec"]["containers"]]:
+            return None
+        box = CollectorSandbox(pod, workdir, hosts=self.hosts)
+        self.made.append(box)
+        return box
+
+    def collector_output(self) -> str:
+        return "\n".join(box.collector_output() for box in self.made)

@@ -447,7 +447,12 @@ class KubeflowBed:
         kwok_names = {n.kwok for n in self.nodes}
         assert len(kwok_names) == 1, "one kwok runs the bed's nodes"
         self.plane.start_log_kwok(
-            self.kwok_name, node_annotation=kwok_names.pop(), log_objects=True, pod_start_delay_ms=1000
+            self.kwok_name,
+            node_annotation=kwok_names.pop(),
+            log_objects=True,
+            pod_start_delay_ms=1000,
+            # mpi-operator's launcher is a batch Job's Pod: the stand-in runs it, kwok must not end it.
+            without_stages=("pod-complete",),
         )
         for node in self.nodes:
             self.kube.delete(kinds.NODES, node.name, ignore_missing=True)

@@ -22,13 +22,18 @@ written as a kubelet writes it: phase, and the container's ``terminated`` state 
 reason and message (the termination file, or with ``FallbackToLogsOnError`` the log's tail when the
 file is empty and the program failed).
 
-A container with no ``command`` runs its image's entrypoint, which this host does not have (the MPI
-workers' SSH daemon): it is left Running, as that daemon would be.
+A container with no ``command`` runs its image's entrypoint, which this host does not have, and an MPI
+worker of mpi-operator runs ``/usr/sbin/sshd -De``: both are left Running, as a daemon would be.
 
 Init containers are completed by kwok without running; the one whose effect a command relies on is
 made good here: training-operator's ``kubectl-delivery`` (MPIJob v1) copies kubectl into the volume
 ``mpi-job-kubectl``, so that volume's mount path in the command is a folder with the test bed's
 kubectl, which runs with a token of the Pod's ServiceAccount (TokenRequest), as in the Pod.
+
+A Pod whose other containers must run beside the first (Katib's metrics collector sidecar) is given to
+an optional ``sandbox`` factory: the :class:`Sandbox` it returns says how the first container's command
+runs (in namespaces it shares with the others), starts the others once it runs, and gives their exit
+codes once it has ended; the Pod's status then carries each container's own end.
 """
 
 from __future__ import annotations
@@ -39,10 +44,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kaip.kube.client import Kube
 from kaip.kube.errors import ApiError, Conflict, NotFound
@@ -74,6 +79,26 @@ exec "$@"
 """
 
 
+class Sandbox(Protocol):
+    """What a Pod's containers share on its node, for a Pod with more containers to run than its first."""
+
+    def command(self, argv: list[str], env: Mapping[str, str]) -> list[str]:
+        """How the first container's ``argv`` runs (with its environment ``env``)."""
+        ...
+
+    def started(self) -> None:
+        """The first container runs: start the others."""
+        ...
+
+    def finish(self) -> dict[str, int]:
+        """The first container has ended: the others' exit codes by container name, all ended."""
+        ...
+
+
+#: A Pod and its working folder -> its :class:`Sandbox`, or None to run its first container alone.
+SandboxFactory = Callable[[Mapping[str, Any], Path], "Sandbox | None"]
+
+
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -94,8 +119,10 @@ class TrainingPods:
         workdir: Path,
         code: Path | None = None,
         timeout: float = 120.0,
+        sandbox: SandboxFactory | None = None,
     ) -> None:
         self.kube, self.plane, self.namespace = kube, plane, namespace
+        self.sandbox = sandbox
         self.code, self.timeout = code, timeout
         self.workdir = workdir
         self.bin = workdir / "bin"
@@ -233,8 +260,8 @@ class TrainingPods:
     def run(self, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
         container = pod["spec"]["containers"][0]
-        if not container.get("command"):
-            return  # the image's own entrypoint (an SSH daemon): it keeps running
+        if not container.get("command") or Path(container["command"][0]).name == "sshd":
+            return  # the image's own entrypoint, or the SSH daemon mpi-operator runs: it keeps running
         argv = [*container["command"], *(container.get("args") or ())]
         with self._lock:
             self.ran[name] = argv
@@ -246,25 +273,35 @@ class TrainingPods:
         cwd.mkdir(parents=True, exist_ok=True)
         for mount_path, folder in self._host_paths(pod, container, cwd / "volumes").items():
             argv = [a.replace(f"{mount_path}/", f"{folder}/") for a in argv]
+        box = self.sandbox(pod, cwd) if self.sandbox is not None else None
+        if box is not None:
+            argv = box.command(argv, env)
         started = now()
-        proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert proc.stdout is not None
-        with self._lock:
-            self._procs.append(proc)
-        lines: list[str] = []
-        deadline = time.monotonic() + self.timeout
-        with log.open("a") as out:
-            for line in proc.stdout:
-                text = line.rstrip("\n")
-                lines.append(text)
-                out.write(f"{_cri_stamp()} stdout F {text}\n")
-                out.flush()
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    break
-        code = proc.wait()
+        others: dict[str, int] = {}
+        try:
+            proc = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            assert proc.stdout is not None
+            with self._lock:
+                self._procs.append(proc)
+            if box is not None:
+                box.started()
+            lines: list[str] = []
+            deadline = time.monotonic() + self.timeout
+            with log.open("a") as out:
+                for line in proc.stdout:
+                    text = line.rstrip("\n")
+                    lines.append(text)
+                    out.write(f"{_cri_stamp()} stdout F {text}\n")
+                    out.flush()
+                    if time.monotonic() > deadline:
+                        proc.kill()
+                        break
+            code = proc.wait()
+        finally:
+            if box is not None:
+                others = box.finish()
         message = termination.read_text() if termination.exists() else ""
         if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             message = "\n".join(lines[-FALLBACK_LINES:])[-FALLBACK_BYTES:]
@@ -276,8 +313,17 @@ class TrainingPods:
         }
         if message:
             terminated["message"] = message
+        ended = now()
+
+        def end_of(other: Mapping[str, Any]) -> dict[str, Any]:
+            if other["name"] not in others:
+                return terminated
+            exit_code = others[other["name"]]
+            reason = "Completed" if exit_code == 0 else "Error"
+            return {"exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": ended}
+
         status = {
-            "phase": "Succeeded" if code == 0 else "Failed",
+            "phase": "Succeeded" if code == 0 and not any(others.values()) else "Failed",
             "conditions": [
                 {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now()},
                 {
@@ -295,7 +341,7 @@ class TrainingPods:
                     "ready": False,
                     "restartCount": 0,
                     "started": False,
-                    "state": {"terminated": terminated},
+                    "state": {"terminated": end_of(c)},
                 }
                 for c in pod["spec"]["containers"]
             ],

@@ -124,7 +124,10 @@ def test_trial_template_passes_values_as_gcloud_arguments() -> None:
         "set -e\npython -m trainer.task --train-steps 1000 '--first-layer-size=${trialParameters.first_layer_size}'"
         " '--num-layers=${trialParameters.num_layers}' '--scale-factor=${trialParameters.scale_factor}'",
     ]
-    assert {"name": "CLOUD_ML_TRIAL_ID", "value": "${trialSpec.Name}"} in c["env"]
+    assert {"name": "CLOUD_ML_TRIAL_ID", "value": "${trialParameters.kaipTrialName}"} in c["env"]
+    assert {"name": "kaipTrialName", "description": "the trial's name", "reference": "${trialSpec.Name}"} in (
+        template["trialParameters"]
+    )
 
 
 def test_gcloud_defaults_not_katibs() -> None:
@@ -288,9 +291,11 @@ def trial_job(exp: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
     (pkg/controller.v1beta1/experiment/manifest/generator.go, applyParameters)."""
     template = exp["spec"]["trialTemplate"]
     text = json.dumps(template["trialSpec"])
+    # A reference to the trial's own metadata (${trialSpec.Name}) is filled from the Trial.
+    values = {**values, "${trialSpec.Name}": "census-hp-abcdefgh"}
     for p in template["trialParameters"]:
         text = text.replace(f"${{trialParameters.{p['name']}}}", values[p["reference"]])
-    return json.loads(text.replace("${trialSpec.Name}", "census-hp-abcdefgh"))  # type: ignore[no-any-return]
+    return json.loads(text)  # type: ignore[no-any-return]
 
 
 GRID = hp(
