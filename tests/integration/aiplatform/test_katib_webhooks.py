@@ -9,12 +9,10 @@ real Pod webhook into a command that, run on this host with ``sh`` and a recordi
 the staged package, runs the module with the user's arguments (quotes and spaces intact) and the
 trial's ``--NAME=VALUE``, and writes the completion marker Katib's metrics collector waits for.
 
-Not proven, because it cannot run on this host: the suggestion services (a Deployment per Experiment
-that Katib's Suggestion controller calls over gRPC at ``<experiment>-<algorithm>.<namespace>:6789``,
-a cluster DNS name) and the DB manager (gRPC, MySQL behind it) that stores what the collector reads.
-The test stands in for the suggestion service (:meth:`KatibController.suggest` writes assignments into
-the Suggestion's status) and stops at the trial container's run: the collector sidecar, the observation
-log and the Experiment reaching Succeeded would need both services, a kubelet and the images.
+Here the test stands in for the suggestion service (:meth:`KatibController.suggest` writes assignments
+into the Suggestion's status) and stops at the trial container's run, to look at each step closely;
+tests/integration/aiplatform/test_katib_experiment.py runs a whole Experiment with Katib's own
+suggestion service, DB manager and metrics collector.
 """
 
 from __future__ import annotations
