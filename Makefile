@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: setup testbin test lint demo bench image krew clean-testbin
+.PHONY: setup testbin test unit lint demo bench image krew clean-testbin
 
 setup:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
@@ -13,11 +13,15 @@ testbin:
 test: setup testbin
 	$(PYTHON) -m pytest
 
+# The fast tier: pure unit tests and the CLI tests that need no server, nothing built or started.
+unit: setup
+	$(PYTHON) -m pytest tests/unit tests/cli -m "not testbin and not integration" --timeout=60 -q
+
 lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
-	PYTHONPATH=tests/support lint-imports
+	PYTHONPATH=kubectl_plugins:webhooks:tests/support lint-imports
 
 demo: setup testbin
 	PYTHONPATH=tests/support $(PYTHON) -m kaip_testbed.demo $(ARGS)

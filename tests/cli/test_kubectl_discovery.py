@@ -11,6 +11,8 @@ import pytest
 
 from kaip_testbed import binaries
 
+pytestmark = pytest.mark.testbin  # the kubectl hack/testbin.sh builds
+
 PLUGINS = ("ai-platform", "node-health", "pvc-preload")
 
 

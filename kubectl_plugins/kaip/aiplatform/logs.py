@@ -114,6 +114,24 @@ def follow(
         source.close()
 
 
+def stream(
+    kube: Kube | None,
+    job: str,
+    *,
+    emit: Callable[[str], None],
+    task_name: str | None = None,
+    polling_interval: float = 60.0,
+) -> str:
+    """Hand every line :func:`follow` yields to ``emit`` as it comes; return the job's final state."""
+    final = ""
+    for event in follow(kube, job, task_name=task_name, polling_interval=polling_interval):
+        if event.line is not None:
+            emit(event.line)
+        if event.final_state:
+            final = event.final_state
+    return final
+
+
 def _drain(lines: queue.Queue[str | None]) -> Iterator[LogEvent]:
     while True:
         try:

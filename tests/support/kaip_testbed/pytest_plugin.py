@@ -22,6 +22,20 @@ from kaip_testbed import controlplane, objectstores
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
 
+#: Fixtures that start one of the real servers (or need one started): a test that uses any of them is
+#: marked ``testbin``, so that the fast tier (``make unit``: ``-m "not testbin and not integration"``)
+#: leaves it out instead of building and starting them.
+SERVER_FIXTURES = frozenset(
+    {"control_plane", "admin_kube", "namespace", "kube", "kubeconfig", "cluster_controllers", "kwok",
+     "s3_server", "gcs_server", "bucket_name", "kubeflow"}
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.testbin)
+
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:

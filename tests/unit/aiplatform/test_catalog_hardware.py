@@ -513,6 +513,7 @@ def refused(value: Any, schema: Mapping[str, Any], path: str = "") -> list[str]:
     return errors
 
 
+@pytest.mark.testbin  # the upstream CRDs, from the Go modules hack/testbin.sh downloads
 @pytest.mark.parametrize("framework", ["tensorflow", "pytorch", "xgboost", "jax", "paddle", "mpi"])
 def test_placement_passes_the_operators_crd_schemas(framework: str) -> None:
     flags = training.SubmitFlags(

@@ -217,6 +217,7 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.mark.testbin  # the upstream CRDs, from the Go modules hack/testbin.sh downloads
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_each_version_passes_its_upstream_crd_schema_and_its_operators_checks(
@@ -228,6 +229,7 @@ def test_each_version_passes_its_upstream_crd_schema_and_its_operators_checks(
     assert OPERATOR_CHECKS[version](job) == []
 
 
+@pytest.mark.testbin  # the upstream CRDs, from the Go modules hack/testbin.sh downloads
 def test_the_other_versions_fields_are_refused_by_each_schema() -> None:
     """The schemas really differ: v1 has no runLauncherAsWorker, v2beta1 no mainContainer."""
     v2_alone = render("v2beta1", **SHAPES["GPU master alone"])
@@ -401,6 +403,7 @@ def test_task_names_of_both_operators_pods(labels: dict[str, str], task: str) ->
     assert views.task_name(pod(labels), "MPIJob") == task
 
 
+@pytest.mark.testbin  # the upstream CRDs, from the Go modules hack/testbin.sh downloads
 @pytest.mark.parametrize(
     ("version", "labels"),
     [("v1", {kf.LABEL_REPLICA_TYPE: "launcher"}), ("v2beta1", {kf.LABEL_JOB_ROLE: "launcher"})],

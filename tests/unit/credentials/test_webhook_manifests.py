@@ -124,6 +124,7 @@ def test_policy_names_the_annotations_of_the_product() -> None:
     assert binding["spec"]["validationActions"] == ["Deny"]
 
 
+@pytest.mark.testbin  # kubectl kustomize, from hack/testbin.sh
 def test_cert_manager_overlay_switches_tls_to_mounted_files_and_ca_injection() -> None:
     done = subprocess.run(
         [binaries.path_of("kubectl"), "kustomize", str(FOLDER.parent / "cert-manager")],

@@ -131,6 +131,7 @@ def test_rule_runs_our_check_for_its_condition(rule: dict[str, Any], tmp_path: P
     assert done.stdout.count("\n") == 1 and len(done.stdout.strip()) <= MESSAGE_LIMIT
 
 
+@pytest.mark.testbin  # kubectl kustomize, from hack/testbin.sh
 def test_daemonset_runs_every_config_with_the_host_mounted() -> None:
     built = subprocess.run(
         [binaries.path_of("kubectl"), "kustomize", str(FOLDER)], capture_output=True, text=True, check=True

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from kaip.resources import preload as names
@@ -22,6 +23,7 @@ def documents() -> list[dict[str, Any]]:
     return [d for name in listed for d in yaml.safe_load_all((ROOT / name).read_text()) if d]
 
 
+@pytest.mark.testbin  # kubectl kustomize, from hack/testbin.sh
 def test_kustomize_builds_the_directory() -> None:
     built = subprocess.run(
         [binaries.path_of("kubectl"), "kustomize", str(ROOT)], capture_output=True, text=True, check=False

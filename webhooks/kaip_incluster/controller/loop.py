@@ -2,9 +2,16 @@
 
 Watches (PVCs, loader Jobs and their Pods, gated Pods) only say *which* object to look at; the
 worker reads the object again from the API before deciding, so a decision never rests on a stale
-cache. Work is serial (one worker): simple, and the API calls are few per object. A temporary
-error (409, 5xx, unreachable) puts the key back after a delay; a periodic resync catches anything
-a broken watch missed.
+cache. Work is serial (one worker): simple, and the API calls are few per object. A periodic
+resync catches anything a broken watch missed.
+
+A failed key is tried again as :mod:`kaip_incluster.requeue` decides: a temporary error (409, 5xx,
+unreachable) after a per-key back-off (0.25-0.5 s, doubling, capped at 5 min, reset on success); a
+permanent one (403, 404, 422) not until the object changes: a watch event for the key, or a resync
+that sees another resourceVersion. Both show in ``/metrics`` and, on the PVC or Pod, as a Warning
+Event (``RetryBackoff`` once a temporary error repeats, ``ReconcileFailed`` for a permanent one),
+emitted only when the reason changes. Not on the ``DataLoaded`` condition: the next reconcile would
+write it back, and each write would start another attempt.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from kaip.errors import KaipError
+from kaip.errors import KaipError, shorten
 from kaip.preload import jobs
 from kaip.resources import kinds
 from kaip.resources import preload as names
@@ -36,7 +43,8 @@ from kaip_incluster.controller.reconcile import (
     SetCondition,
     reconcile,
 )
-from kaip_incluster.controller.workqueue import Metrics, Queue
+from kaip_incluster.controller.workqueue import Key, Metrics, Queue
+from kaip_incluster.requeue import Backoff, RequeuePolicy
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
@@ -48,6 +56,9 @@ ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "Role
 _BY_KIND = {"ServiceAccount": kinds.SERVICEACCOUNTS, "Role": ROLES, "RoleBinding": ROLEBINDINGS}
 FIELD_MANAGER = "kaip-data-loader"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+#: Sightings that are not news: the list of a (re)started watch, the periodic resync. They run a key
+#: held by its back-off only when its resourceVersion moved; a watch event always runs it.
+_RESYNC = frozenset({"LISTED", "RESYNC"})
 
 
 def _now() -> str:
@@ -60,17 +71,28 @@ class Settings:
     namespace: str | None = None  # None: every namespace
     identity: str = "kaip-controller"
     resync_seconds: float = 60.0
-    retry_seconds: float = 2.0
+    retry_seconds: float = 2.0  # how often a replica that does not lead looks at a key again
+    requeue: RequeuePolicy = field(default_factory=RequeuePolicy)  # after an error
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings, *, acting: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        *,
+        acting: Callable[[], bool] = lambda: True,
+        backoff: Backoff[Key] | None = None,
+    ) -> None:
         self.kube, self.settings, self.acting = kube, settings, acting
         self.queue = Queue()
-        self.metrics = Metrics()
+        self.backoff: Backoff[Key] = backoff or Backoff(settings.requeue)
+        self.metrics = Metrics(backoff=self.backoff)
         self.synced = threading.Event()
         self._gated: dict[tuple[str, str], list[str]] = {}  # gated Pod -> PVCs it mounts
         self._pod_events: dict[str, tuple[str, str]] = {}  # Pod uid -> last (reason, message) told
+        self._told: dict[Key, tuple[str, str]] = {}  # key -> last (Event reason, error class) of a failure
+        self._read: Mapping[str, Any] | None = None  # the object the worker's current key read
         self._preload: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
@@ -94,7 +116,7 @@ class Controller:
             try:
                 listing = self.kube.list(resource, label_selector=selector, **self._scope())
                 for item in listing.get("items") or ():
-                    handle("ADDED", item)
+                    handle("LISTED", item)
                 if on_listed is not None:
                     on_listed()
                 version = (listing.get("metadata") or {}).get("resourceVersion")
@@ -117,6 +139,21 @@ class Controller:
                 log.warning("watch of %s: %s", resource.plural, exc.message)
                 stop.wait(1.0)
 
+    def _enqueue(self, key: Key, kind: str, *, version: str | None = None) -> None:
+        """Queue ``key`` for a sighting of ``kind``: news clears its back-off, a resync respects it."""
+        if kind in _RESYNC:
+            if self.backoff.held(key, version=version):
+                return
+        else:
+            self.backoff.forget(key)
+        self.queue.add(key)
+
+    def _drop(self, key: Key) -> None:
+        """The object is gone (or no longer ours): nothing of its failures is kept."""
+        self.backoff.forget(key)
+        with self._lock:
+            self._told.pop(key, None)
+
     def _on_pvc(self, kind: str, pvc: Mapping[str, Any]) -> None:
         meta = pvc.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
@@ -128,12 +165,15 @@ class Controller:
                 self._preload.add((ns, name))
             else:
                 self._preload.discard((ns, name))
+        if kind == "DELETED":
+            self._drop(("pvc", ns, name))
         if preload or was:
-            self.queue.add(("pvc", ns, name))
+            version = meta.get("resourceVersion")
+            self._enqueue(("pvc", ns, name), kind, version=str(version) if version else None)
         with self._lock:
             waiting = [pod for (pns, pod), claims in self._gated.items() if pns == ns and name in claims]
         for pod in waiting:
-            self.queue.add(("pod", ns, pod))
+            self._enqueue(("pod", ns, pod), "RESYNC" if kind in _RESYNC else "MODIFIED")
 
     def _on_loader(self, kind: str, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -142,16 +182,17 @@ class Controller:
         )
         pvc = owner["name"] if owner else (meta.get("labels") or {}).get(names.LABEL_PVC)
         if pvc:
-            self.queue.add(("pvc", str(meta.get("namespace")), str(pvc)))
+            self._enqueue(("pvc", str(meta.get("namespace")), str(pvc)), kind)
 
     def _on_pod(self, kind: str, pod: Mapping[str, Any]) -> None:
         meta = pod.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
         labels = meta.get("labels") or {}
         if labels.get(names.LABEL_COMPONENT) == names.COMPONENT_LOADER and labels.get(names.LABEL_PVC):
-            self.queue.add(("pvc", ns, str(labels[names.LABEL_PVC])))
+            self._enqueue(("pvc", ns, str(labels[names.LABEL_PVC])), kind)
             return
         with self._lock:
+            was = (ns, name) in self._gated
             if kind != "DELETED" and gates.gate_index(pod) is not None:
                 self._gated[(ns, name)] = gates.claim_names(pod)
                 queued = True
@@ -160,7 +201,10 @@ class Controller:
                 self._pod_events.pop(str(meta.get("uid")), None)
                 queued = False
         if queued:
-            self.queue.add(("pod", ns, name))
+            version = meta.get("resourceVersion")
+            self._enqueue(("pod", ns, name), kind, version=str(version) if version else None)
+        elif was:  # released or gone: its failures are forgotten
+            self._drop(("pod", ns, name))
 
     def start(self, stop: threading.Event) -> list[threading.Thread]:
         listed = {"pvcs": threading.Event(), "pods": threading.Event()}
@@ -202,7 +246,7 @@ class Controller:
             with self._lock:
                 keys = list(self._gated)
             for ns, pod in keys:
-                self.queue.add(("pod", ns, pod))
+                self._enqueue(("pod", ns, pod), "RESYNC")
 
     # -- the worker ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -212,16 +256,48 @@ class Controller:
                 if key is not None:
                     self.queue.add(key, after=self.settings.retry_seconds)
                 continue
-            self.metrics.reconciles += 1
-            try:
-                if key[0] == "pvc":
-                    self.sync_pvc(key[1], key[2])
-                else:
-                    self.sync_pod(key[1], key[2])
-            except KaipError as exc:
-                self.metrics.errors += 1
-                log.warning("%s %s/%s: %s", key[0], key[1], key[2], exc.message)
-                self.queue.add(key, after=self.settings.retry_seconds)
+            self.work(key)
+
+    def work(self, key: Key) -> None:
+        """Sync one key; on an error requeue it as the back-off says (or hold it until it changes)."""
+        self.metrics.reconciles += 1
+        self._read = None
+        try:
+            if key[0] == "pvc":
+                self.sync_pvc(key[1], key[2])
+            else:
+                self.sync_pod(key[1], key[2])
+        except KaipError as exc:
+            self.metrics.errors += 1
+            self._failed(key, exc)
+        else:
+            self.backoff.forget(key)
+            with self._lock:
+                self._told.pop(key, None)
+
+    def _failed(self, key: Key, exc: KaipError) -> None:
+        """Requeue ``key`` after its back-off (or hold it until it changes) and say so once."""
+        read = self._read
+        version = (read.get("metadata") or {}).get("resourceVersion") if read is not None else None
+        delay = self.backoff.next_delay(key, exc, version=str(version) if version else None)
+        failures = self.backoff.failures(key)
+        what = "PVC" if key[0] == "pvc" else "Pod"
+        if delay is None:
+            log.warning(
+                "%s %s/%s: %s (not tried again until the %s changes)", *key, shorten(exc.message), what
+            )
+        else:
+            self.queue.add(key, after=delay)
+            log.warning("%s %s/%s: %s (try %d, next in %.1fs)", *key, shorten(exc.message), failures, delay)
+        notice = self.settings.requeue.notice(exc, delay=delay, failures=failures, what=what)
+        if notice is None or read is None:
+            return  # nothing worth an Event yet, or the object itself could not be read
+        told = (notice[0], type(exc).__name__)
+        with self._lock:
+            if self._told.get(key) == told:
+                return
+            self._told[key] = told
+        self._emit(read, "Warning", notice[0], notice[1])
 
     def _get(self, resource: Resource, ns: str, name: str) -> dict[str, Any] | None:
         from kaip.kube.errors import NotFound
@@ -237,6 +313,7 @@ class Controller:
             return None
         pvc.setdefault("apiVersion", "v1")
         pvc.setdefault("kind", "PersistentVolumeClaim")
+        self._read = pvc
         uid = (pvc.get("metadata") or {}).get("uid")
         loaders = self.kube.list(
             kinds.JOBS, namespace=ns, label_selector=f"{names.LABEL_PVC}={jobs.pvc_label(name)}"
@@ -325,6 +402,7 @@ class Controller:
             return
         pod.setdefault("apiVersion", "v1")
         pod.setdefault("kind", "Pod")
+        self._read = pod
         index = gates.gate_index(pod)
         if index is None:
             return

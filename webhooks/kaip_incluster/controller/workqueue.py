@@ -6,6 +6,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from kaip_incluster.requeue import Backoff, metrics_text
+
 Key = tuple[str, str, str]  # (kind: "pvc" | "pod", namespace, name)
 
 
@@ -16,6 +18,9 @@ class Metrics:
     jobs_created: int = 0
     gates_removed: int = 0
     leader: int = 0
+    #: The worker's back-off: ``kaip_preload_retries_total{reason}``,
+    #: ``kaip_preload_permanent_errors_total{reason}``, ``kaip_preload_backoff_keys{kind}``.
+    backoff: Backoff[Key] | None = None
 
     def text(self) -> str:
         rows = [
@@ -25,7 +30,8 @@ class Metrics:
             ("kaip_preload_gates_removed_total", "counter", self.gates_removed),
             ("kaip_preload_leader", "gauge", self.leader),
         ]
-        return "".join(f"# TYPE {n} {t}\n{n} {v}\n" for n, t, v in rows)
+        text = "".join(f"# TYPE {n} {t}\n{n} {v}\n" for n, t, v in rows)
+        return text + (metrics_text("kaip_preload", self.backoff) if self.backoff is not None else "")
 
 
 class Queue:

@@ -1,11 +1,19 @@
 """One round of the controller: read the API state, let the step machine decide per node, act, record.
 
 Each round re-lists Nodes, NodeRemediations, rules, budgets, Jobs and the RemediationConfig from the
-API server: nothing is carried in memory from one round to the next, so a new leader (or the same
-process after a crash) continues from exactly what the API holds. Order within a round: first every
+API server: no decision rests on memory of an earlier round, so a new leader (or the same process
+after a crash) continues from exactly what the API holds. Order within a round: first every
 node's step (which also asks for budget slots), then slots nobody holds any more are given back,
 then the circuit breaker, then the admissions in detection order, each a compare-and-swap on the
 RemediationConfig.
+
+The one thing kept between rounds is the back-off of nodes whose step failed
+(:mod:`kaip_incluster.requeue`; lost with the process, so a new leader tries every node once): a
+temporary error (409, 5xx, unreachable) skips the node's step for a growing delay (0.25-0.5 s,
+doubling, capped at 5 min, reset on success; at least a round); a permanent one (403, 404, 422)
+until the Node, its NodeRemediation or its operation Job changes (another resourceVersion). Each is
+counted in :attr:`Reconciler.backoff` and told by a Warning Event on the Node (``RetryBackoff``
+once a temporary error repeats, ``ReconcileFailed`` for a permanent one) when the reason changes.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from kaip.resources import nodes as node_names
 from kaip.resources import remediation as names
 from kaip_incluster.remediation import actuator, slots
 from kaip_incluster.remediation.notify import Notice, Notifier
+from kaip_incluster.requeue import Backoff, RequeuePolicy
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
@@ -40,6 +49,7 @@ class Settings:
     identity: str = names.COMPONENT
     #: Problem conditions reported as "unhandled" when no rule handles them (RemediationConfig may override).
     unknown_conditions: tuple[str, ...] = node_names.SEED_CONDITIONS
+    requeue: RequeuePolicy = field(default_factory=RequeuePolicy)  # after a node's step fails
 
 
 def stamp(now: datetime) -> str:
@@ -78,9 +88,13 @@ class Reconciler:
         *,
         notifier: Notifier | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        backoff: Backoff[str] | None = None,
     ) -> None:
         self.kube, self.settings, self.clock = kube, settings, clock
         self.notifier = notifier or Notifier(kube)
+        #: Per node; its counters are the ``kaip_remediation_*`` retry metrics (requeue.metrics_text).
+        self.backoff: Backoff[str] = backoff or Backoff(settings.requeue)
+        self._told: dict[str, tuple[str, str]] = {}  # node -> last (Event reason, error class) told
 
     # -- reading -------------------------------------------------------------------------------------
     def read(self) -> World:
@@ -128,17 +142,58 @@ class Reconciler:
             log.warning("ignored: %s", line)
         wants: list[tuple[str, str, str]] = []  # (detectedAt, node, rule)
         for name in sorted(set(world.facts) | set(world.remediations)):
+            version = self.versions(world, name)
+            if self.backoff.held(name, version=version):
+                continue
             try:
                 wanted = self.step(world, name)
             except KaipError as exc:
-                log.warning("node %s: %s (tried again next round)", name, exc.message)
+                self.failed(world, name, exc, version=version)
                 continue
+            self.backoff.forget(name)
+            self._told.pop(name, None)
             if wanted:
                 wants.append(wanted)
+        known = set(world.facts) | set(world.remediations)
+        self.backoff.retain(known)
+        for gone in set(self._told) - known:
+            del self._told[gone]
         self.release_stale(world)
         self.check_breaker(world)
         self.admit(world, sorted(wants))
         return world
+
+    @staticmethod
+    def versions(world: World, name: str) -> str:
+        """What a node's step reads, as resourceVersions: a change lets a held node run again."""
+        parts = []
+        for obj in (world.nodes.get(name), world.remediations.get(name)):
+            parts.append(str(((obj or {}).get("metadata") or {}).get("resourceVersion") or ""))
+        job = State.from_status((world.remediations.get(name) or {}).get("status")).job
+        found = world.jobs.get(job) if job else None
+        parts.append(str(((found or {}).get("metadata") or {}).get("resourceVersion") or ""))
+        return "/".join(parts)
+
+    def failed(self, world: World, name: str, exc: KaipError, *, version: str) -> None:
+        """Hold the node for its back-off (or until it changes) and tell it once per reason."""
+        delay = self.backoff.next_delay(name, exc, version=version)
+        failures = self.backoff.failures(name)
+        if delay is None:
+            log.warning("node %s: %s (not tried again until it changes)", name, shorten(exc.message))
+        else:
+            log.warning("node %s: %s (try %d, next in %.1fs)", name, shorten(exc.message), failures, delay)
+        notice = self.settings.requeue.notice(
+            exc, delay=delay, failures=failures, what="Node, its NodeRemediation or its Job"
+        )
+        node = world.nodes.get(name)
+        if notice is None or node is None:
+            return
+        told = (notice[0], type(exc).__name__)
+        if self._told.get(name) == told:
+            return
+        self._told[name] = told
+        uid = str(node["metadata"].get("uid") or "")
+        self.event(world, name, uid, notice[0], notice[1], warning=True)
 
     def release_stale(self, world: World) -> None:
         """Slots whose node is gone, or whose NodeRemediation was deleted or has ended, go back."""
