@@ -71,10 +71,18 @@ print(f"{me} done", flush=True)
 '''
 
 
-@pytest.fixture(scope="module", params=list(SHAPES))
+TRAINING, MPI = list(SHAPES)
+#: Where a test runs: both shapes of cluster, or training-operator's alone where the shape changes
+#: nothing the test looks at (the same operator runs the same TFJob or PyTorchJob in both).
+BOTH = pytest.mark.parametrize("bed", [TRAINING, MPI], indirect=True, scope="module")
+TRAINING_OPERATOR = pytest.mark.parametrize("bed", [TRAINING], indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
 def bed(kwok: ControlPlane, admin_kube: Kube, request: pytest.FixtureRequest) -> Iterator[KubeflowBed]:
-    """Every test runs on both shapes of cluster: training-operator serving every kind (MPIJob v1), and
-    training-operator with its MPI scheme off beside mpi-operator (MPIJob v2beta1)."""
+    """One shape of cluster, as the test asks: training-operator serving every kind (MPIJob v1), or
+    training-operator with its MPI scheme off beside mpi-operator (MPIJob v2beta1). pytest runs the
+    tests of one shape together and stops that bed before it starts the other."""
     bed = KubeflowBed(kwok, admin_kube, shape=request.param, nodes=NODES)
     try:
         bed.start()
@@ -151,7 +159,14 @@ FRAMEWORKS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+@pytest.mark.parametrize(
+    ("bed", "framework"),
+    # Every kind where training-operator serves them all; with its MPI scheme off, one kind shows
+    # that it still runs the others.
+    [(TRAINING, f) for f in FRAMEWORKS] + [(MPI, "tensorflow")],
+    indirect=["bed"],
+    scope="module",
+)
 def test_a_job_runs_under_the_operator_from_submit_to_succeeded(
     capsys: pytest.CaptureFixture[str],
     kubeconfig: Path,
@@ -189,6 +204,7 @@ def test_a_job_runs_under_the_operator_from_submit_to_succeeded(
     assert "epoch 1 loss 0.500" in logs and "done" in logs
 
 
+@BOTH
 def test_a_failing_replica_fails_the_job_with_its_exit_code_message_and_last_lines(
     capsys: pytest.CaptureFixture[str],
     kube: Kube,
@@ -223,6 +239,7 @@ def test_a_failing_replica_fails_the_job_with_its_exit_code_message_and_last_lin
     assert "FAILED" in row and "worker-1" in row
 
 
+@TRAINING_OPERATOR
 def test_a_replica_that_dies_without_a_message_is_explained_by_its_last_log_lines(
     capsys: pytest.CaptureFixture[str],
     kube: Kube,
@@ -249,6 +266,7 @@ def test_a_replica_that_dies_without_a_message_is_explained_by_its_last_log_line
     release.touch()
 
 
+@TRAINING_OPERATOR
 def test_cancel_stops_the_pods_and_ends_cancelled(
     capsys: pytest.CaptureFixture[str],
     kubeconfig: Path,
@@ -274,6 +292,7 @@ def test_cancel_stops_the_pods_and_ends_cancelled(
     release.touch()  # lets the stand-in's process end; the Pod is gone already
 
 
+@TRAINING_OPERATOR
 def test_stream_logs_follows_the_replicas_and_ends_with_the_job(
     capsys: pytest.CaptureFixture[str],
     kubeconfig: Path,
@@ -296,6 +315,7 @@ def test_stream_logs_follows_the_replicas_and_ends_with_the_job(
         assert line in out + err
 
 
+@BOTH
 def test_an_mpi_job_runs_on_the_mpijob_api_the_cluster_serves(
     capsys: pytest.CaptureFixture[str],
     kubeconfig: Path,
@@ -328,6 +348,7 @@ def test_an_mpi_job_runs_on_the_mpijob_api_the_cluster_serves(
     assert f"{launcher} epoch 1 loss 0.500" in log and f"{launcher} done" in log
 
 
+@TRAINING_OPERATOR
 def test_the_accelerator_type_selects_the_nodes_and_a_job_without_room_waits_with_the_reason(
     capsys: pytest.CaptureFixture[str],
     kubeconfig: Path,
