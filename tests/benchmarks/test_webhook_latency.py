@@ -16,7 +16,6 @@ import os
 import re
 import ssl
 import statistics
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip_testbed.controlplane import ControlPlane
-
-# The deployment helpers of the webhook integration tests (a plain module there).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "webhooks"))
 from kaip_testbed.webhooks import Webhook, deploy, undeploy
 
 RATE = 500
