@@ -5,5 +5,6 @@ Rule: decisions stay in :mod:`kaip.remediation` (pure); here are only the short 
 API state, call them and carry the actions out (:mod:`.actuator`), the budget slots written with a
 compare-and-swap (:mod:`.slots`), the notifier (:mod:`.notify`: a webhook and GitHub issues, the only
 code here that talks to anything but the API server) and the entry point (:mod:`.main`). All state
-lives in the API (NodeRemediation status, RemediationConfig status), none in memory between ticks.
+lives in the API (NodeRemediation status, RemediationConfig status); in memory between ticks there is
+only the per-node retry back-off (:mod:`kaip_incluster.requeue`), which a new leader starts afresh.
 """
