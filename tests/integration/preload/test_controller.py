@@ -30,7 +30,6 @@ from kaip_testbed.dataloader import (
     ControllerProcess,
     Kubelet,
     grant_lease,
-    install_controller_rbac,
 )
 from kaip_testbed.objectstores import S3Server
 
@@ -45,14 +44,6 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str =
             return value
         time.sleep(0.3)
     raise AssertionError(f"{what} not met within {timeout:.0f}s")
-
-
-# -- the controller's identity and RBAC, from the manifest ------------------------------------------
-@pytest.fixture(scope="module")
-def controller_kubeconfig(cluster_controllers: ControlPlane, admin_kube: Kube) -> Iterator[Path]:
-    kubeconfig, undo = install_controller_rbac(admin_kube, cluster_controllers)
-    yield kubeconfig
-    undo()
 
 
 @pytest.fixture

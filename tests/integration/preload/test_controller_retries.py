@@ -22,8 +22,7 @@ import pytest
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources.kinds import core
-from kaip_testbed.controlplane import ControlPlane
-from kaip_testbed.dataloader import ControllerProcess, grant_lease, install_controller_rbac
+from kaip_testbed.dataloader import ControllerProcess, grant_lease
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +38,6 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str =
             return value
         time.sleep(0.2)
     raise AssertionError(f"{what} not met within {timeout:.0f}s")
-
-
-@pytest.fixture(scope="module")
-def controller_kubeconfig(cluster_controllers: ControlPlane, admin_kube: Kube) -> Iterator[Path]:
-    kubeconfig, undo = install_controller_rbac(admin_kube, cluster_controllers)
-    yield kubeconfig
-    undo()
 
 
 @pytest.fixture

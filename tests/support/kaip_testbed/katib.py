@@ -54,7 +54,6 @@ host as its kubelet would start it (``$(VAR)`` expanded), with a recording ``pyt
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import fcntl
@@ -90,8 +89,10 @@ from kaip_testbed.kubeflow import (
     install_crds,
     isolated,
     remove_crds,
+    served_at,
     tls_answers,
     wait_until,
+    yaml_documents,
 )
 from kaip_testbed.pki import CertificateAuthority
 from kaip_testbed.postgres import Postgres
@@ -122,30 +123,20 @@ def manifests() -> Path:
     return path
 
 
-def _documents(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind")]
-
-
 def crd_documents() -> list[dict[str, Any]]:
     """Katib's CRDs (Experiment, Trial, Suggestion) as upstream ships them."""
     docs: list[dict[str, Any]] = []
     for path in sorted((manifests() / "components" / "crd").glob("*.yaml")):
-        docs += [d for d in _documents(path) if d["kind"] == "CustomResourceDefinition"]
+        docs += [d for d in yaml_documents([path]) if d["kind"] == "CustomResourceDefinition"]
     return docs
 
 
 def webhook_documents(*, port: int, ca_pem: bytes, suffix: str) -> list[dict[str, Any]]:
     """Upstream's webhook configurations, served at ``https://127.0.0.1:<port>``, named for this run."""
-    docs = _documents(manifests() / "components" / "webhook" / "webhooks.yaml")
+    docs = yaml_documents([manifests() / "components" / "webhook" / "webhooks.yaml"])
     for doc in docs:
         doc["metadata"] = {"name": f"kaip-test-{suffix}.{doc['metadata']['name']}"}
-        for hook in doc["webhooks"]:
-            path = hook["clientConfig"]["service"]["path"]
-            hook["clientConfig"] = {
-                "url": f"https://127.0.0.1:{port}{path}",
-                "caBundle": base64.b64encode(ca_pem).decode(),
-            }
-            hook["timeoutSeconds"] = 10
+        served_at(doc, port=port, ca_pem=ca_pem)
     return docs
 
 

@@ -92,7 +92,21 @@ def _testbin(relative: str) -> Path:
     return path
 
 
-def _yaml_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
+def served_at(configuration: dict[str, Any], *, port: int, ca_pem: bytes) -> dict[str, Any]:
+    """An upstream webhook configuration with each ``clientConfig.service`` turned into
+    ``https://127.0.0.1:<port><path>`` trusted through ``ca_pem`` (the test bed reaches no Service
+    network)."""
+    for hook in configuration["webhooks"]:
+        path = hook["clientConfig"]["service"]["path"]
+        hook["clientConfig"] = {
+            "url": f"https://127.0.0.1:{port}{path}",
+            "caBundle": base64.b64encode(ca_pem).decode(),
+        }
+        hook["timeoutSeconds"] = 10
+    return configuration
+
+
+def yaml_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in paths:
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind")]
@@ -106,16 +120,16 @@ def crd_documents(*, mpi: str = MPI_V2BETA1, katib: bool = True) -> list[dict[st
     training = sorted(_testbin(TRAINING_CRDS).glob("kubeflow.org_*.yaml"))
     docs = [
         d
-        for d in _yaml_documents(training)
+        for d in yaml_documents(training)
         if d["kind"] == "CustomResourceDefinition"
         and (mpi == MPI_V1 or d["metadata"]["name"] != "mpijobs.kubeflow.org")
     ]
     if mpi == MPI_V2BETA1:
-        docs += _yaml_documents([_testbin(MPI_V2_CRD)])
+        docs += yaml_documents([_testbin(MPI_V2_CRD)])
     if katib:
         docs += [
             d
-            for d in _yaml_documents(sorted(_testbin(KATIB_CRDS).glob("*.yaml")))
+            for d in yaml_documents(sorted(_testbin(KATIB_CRDS).glob("*.yaml")))
             if d["kind"] == "CustomResourceDefinition"
         ]
     return docs
@@ -295,19 +309,12 @@ class TrainingOperator:
     def _webhook_configuration(self, ca_pem: bytes) -> dict[str, Any]:
         (doc,) = [
             d
-            for d in _yaml_documents([_testbin(TRAINING_WEBHOOKS) / "manifests.yaml"])
+            for d in yaml_documents([_testbin(TRAINING_WEBHOOKS) / "manifests.yaml"])
             if d["kind"] == "ValidatingWebhookConfiguration"
         ]
         # The module's kustomize patch names the configuration; the operator looks it up by that name.
         doc["metadata"] = {"name": self.WEBHOOK_CONFIGURATION}
-        for hook in doc["webhooks"]:
-            path = hook["clientConfig"]["service"]["path"]
-            hook["clientConfig"] = {
-                "url": f"https://127.0.0.1:{self.webhook_port}{path}",
-                "caBundle": base64.b64encode(ca_pem).decode(),
-            }
-            hook["timeoutSeconds"] = 10
-        return doc
+        return served_at(doc, port=self.webhook_port, ca_pem=ca_pem)
 
     def start(self) -> None:
         _namespace(self.kube, self.NAMESPACE)
@@ -438,7 +445,7 @@ class KubeflowBed:
     def start(self) -> None:
         from kaip_testbed import gpu_nodes
 
-        logs_crd = _yaml_documents([_testbin(KWOK_LOGS_CRD)])
+        logs_crd = yaml_documents([_testbin(KWOK_LOGS_CRD)])
         install_crds(self.kube, logs_crd)
         self.crds = install_crds(self.kube, crd_documents(mpi=self.mpi_version))
         self.training.start()
