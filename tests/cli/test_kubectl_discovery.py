@@ -56,14 +56,21 @@ def test_kubectl_completes_subcommands_and_flags(kubectl_env: dict[str, str], pl
     assert flags[0].startswith("--kubeconfig")
 
 
-def test_completion_of_contexts_reads_the_kubeconfig(kubectl_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "words",
+    [("version", "--context"), ("--context",), ("-n", "team", "list", "--context")],
+    ids=["after the command", "before the command", "after flags before the command"],
+)
+def test_completion_of_contexts_reads_the_kubeconfig(
+    kubectl_env: dict[str, str], tmp_path: Path, words: tuple[str, ...]
+) -> None:
     config = tmp_path / "config"
     config.write_text(
         "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncurrent-context: ''\n"
         "contexts:\n- name: gpu-prod\n  context: {cluster: a}\n- name: gpu-lab\n  context: {cluster: b}\n- name: cpu\n  context: {cluster: c}\n"
     )
     env = {**kubectl_env, "KUBECONFIG": str(config)}
-    done = kubectl(env, "__complete", "node-health", "version", "--context", "gpu")
+    done = kubectl(env, "__complete", "node-health", *words, "gpu")
     assert [line.split("\t")[0] for line in done.stdout.splitlines()[:-1]] == ["gpu-lab", "gpu-prod"]
 
 
@@ -71,3 +78,16 @@ def test_version_through_kubectl_reaches_the_server(kubectl_env: dict[str, str],
     done = kubectl(kubectl_env, "ai-platform", "version", "--kubeconfig", str(kubeconfig))
     assert done.returncode == 0, done.stderr
     assert "Client Version: kaip" in done.stdout and "Server Version: v1.36" in done.stdout
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_kubectl_passes_flags_before_the_command(kubectl_env: dict[str, str], plugin: str) -> None:
+    done = kubectl(kubectl_env, plugin, "-A", "version", "--client")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"error: 'kubectl {plugin} version' takes no -A/--all-namespaces flag "
+        f"(see 'kubectl {plugin} version --help')\n"
+    )
+    done = kubectl(kubectl_env, plugin, "-o", "json", "version", "--client")
+    assert done.returncode == 0, done.stderr
+    assert '"clientVersion"' in done.stdout

@@ -17,7 +17,7 @@ from kaip.cli.app import run
 from kaip.commands.pvc_preload import cli
 from kaip.errors import ExitCode
 from kaip.kube.client import Kube
-from kaip.preload.progress import Progress, format_message
+from kaip.preload.status import Progress, format_message
 from kaip.resources import kinds
 from kaip.resources.preload import ANNOTATION_RETRY, ANNOTATION_SOURCE, CONDITION_LOADED
 

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from kaip.errors import KaipError
+from kaip.kube.objects import api_micro_time, spec_of
 from kaip.resources.kinds import LEASES
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class LeaseConfig:
 
 def micro_time(moment: float) -> str:
     """A MicroTime as the API writes it."""
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return api_micro_time(datetime.fromtimestamp(moment, timezone.utc))
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def decide(lease: Mapping[str, Any] | None, *, config: LeaseConfig, now: float, 
             "leaseTransitions": 0,
         }
         return Decision("create", fresh)
-    spec: dict[str, Any] = dict(lease.get("spec") or {})
+    spec: dict[str, Any] = dict(spec_of(lease))
     holder = spec.get("holderIdentity") or ""
     if holder == config.identity:
         spec.update(renewTime=micro_time(now), leaseDurationSeconds=duration)
@@ -91,7 +92,7 @@ class LeaderElector:
         self.leading = threading.Event()
 
     def _expired(self, lease: Mapping[str, Any]) -> bool:
-        spec = lease.get("spec") or {}
+        spec = spec_of(lease)
         record = (str(spec.get("holderIdentity") or ""), str(spec.get("renewTime") or ""))
         now = self.clock()
         if record != self._seen:
@@ -141,7 +142,7 @@ class LeaderElector:
         cfg = self.config
         try:
             lease = self.kube.get(LEASES, cfg.name, namespace=cfg.namespace)
-            spec = dict(lease.get("spec") or {})
+            spec = dict(spec_of(lease))
             if spec.get("holderIdentity") != cfg.identity:
                 return
             spec.update(holderIdentity="", leaseDurationSeconds=1)

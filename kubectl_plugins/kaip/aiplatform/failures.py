@@ -16,6 +16,7 @@ from typing import Any
 
 from kaip.aiplatform import states
 from kaip.errors import shorten
+from kaip.kube.objects import labels_of, name_of, spec_of, status_of
 from kaip.resources import kubeflow as kf
 from kaip.resources.timestamps import parse
 
@@ -146,7 +147,7 @@ class Failure:
 
 def _terminations(pod: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], Mapping[str, Any], bool]]:
     """(container status, terminated state, is a previous run) of every container that ended non-zero."""
-    status = pod.get("status") or {}
+    status = status_of(pod)
     found = []
     for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         current = (cs.get("state") or {}).get("terminated")
@@ -159,7 +160,7 @@ def _terminations(pod: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], Mappi
 
 
 def _replica_label(pod: Mapping[str, Any]) -> str:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(pod)
     # mpi-operator (MPIJob v2beta1) labels only the job role: launcher or worker.
     rtype = str(labels.get(kf.LABEL_REPLICA_TYPE) or labels.get(kf.LABEL_JOB_ROLE) or "replica").lower()
     index = labels.get(kf.LABEL_REPLICA_INDEX)
@@ -172,7 +173,7 @@ def pod_failure(pod: Mapping[str, Any], *, task: str, main_container: str) -> Re
     Of several containers that ended non-zero, a current failure goes before an earlier run's, then
     the first to end (an init container that failed kept the others from running), then the main one.
     """
-    name = str((pod.get("metadata") or {}).get("name") or "")
+    name = name_of(pod)
     ended = _terminations(pod)
     if ended:
         cs, term, previous = min(
@@ -190,7 +191,7 @@ def pod_failure(pod: Mapping[str, Any], *, task: str, main_container: str) -> Re
             finished_at=str(term.get("finishedAt") or ""),
             previous=previous,
         )
-    status = pod.get("status") or {}
+    status = status_of(pod)
     if status.get("phase") == "Failed":  # evicted, past its deadline: no container to blame
         return ReplicaFailure(
             task=task,
@@ -226,7 +227,7 @@ def failure(
     found.sort(key=rank)
     note = ""
     if not pods:
-        policy = ((job.get("spec") or {}).get("runPolicy") or {}).get("cleanPodPolicy")
+        policy = (spec_of(job).get("runPolicy") or {}).get("cleanPodPolicy")
         note = "the job's Pods are gone" + (f" (runPolicy.cleanPodPolicy: {policy})" if policy else "")
         note += ": no exit code, termination message or log to show"
     elif not found:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kaip.aiplatform import catalog as catalogs
 from kaip.aiplatform import failures, states, training, views
+from kaip.aiplatform.builtin_catalog import BUILTIN
 from kaip.errors import OperationFailed, shorten
+from kaip.kube.objects import api_time, key_of, labels_of, name_of, namespace_of, status_of
 from kaip.resources import kubeflow as kf
 from kaip.resources.kinds import CONFIGMAPS, PODS, Resource
 
@@ -29,11 +30,9 @@ def read_catalog(kube: Kube) -> tuple[catalogs.Catalog, str]:
     try:
         cm = kube.get(CONFIGMAPS, kf.CATALOG_CONFIGMAP, namespace=kf.CATALOG_NAMESPACE)
     except NotFound:
-        return catalogs.Catalog(catalogs.BUILTIN), ""
+        return catalogs.Catalog(BUILTIN), ""
     except Forbidden:
-        return catalogs.Catalog(
-            catalogs.BUILTIN
-        ), f"cannot read {where} (forbidden); using the built-in catalog"
+        return catalogs.Catalog(BUILTIN), f"cannot read {where} (forbidden); using the built-in catalog"
     text = (cm.get("data") or {}).get(kf.CATALOG_KEY)
     return catalogs.from_configmap_text(text, where=where), ""
 
@@ -72,8 +71,7 @@ def _pods_by_job(
     pods = kube.list_all(PODS, label_selector=selector, all_namespaces=all_namespaces)
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for pod in pods:
-        meta = pod.get("metadata") or {}
-        key = (str(meta.get("namespace")), str((meta.get("labels") or {}).get(kf.LABEL_JOB_NAME)))
+        key = (namespace_of(pod), str(labels_of(pod).get(kf.LABEL_JOB_NAME)))
         grouped.setdefault(key, []).append(pod)
     return grouped
 
@@ -101,8 +99,7 @@ def list_views(kube: Kube, *, all_namespaces: bool) -> list[views.JobView]:
     for obj in objects:
         if views.is_trial_job(obj):
             continue
-        meta = obj.get("metadata") or {}
-        out.append(views.view(obj, pods.get((str(meta.get("namespace")), str(meta.get("name"))), [])))
+        out.append(views.view(obj, pods.get(key_of(obj), [])))
     return out
 
 
@@ -166,9 +163,9 @@ def describe(kube: Kube, job: str) -> tuple[views.JobView, dict[str, Any], list[
     _, obj = find(kube, job)
     if obj.get("kind") == kf.EXPERIMENTS.kind:
         pods: list[dict[str, Any]] = []
-        view = views.view(obj, pods, trials=trials_of(kube, obj["metadata"]["name"]))
+        view = views.view(obj, pods, trials=trials_of(kube, name_of(obj)))
     else:
-        pods = pods_of(kube, obj["metadata"]["name"])
+        pods = pods_of(kube, name_of(obj))
         view = views.view(obj, pods)
     if view.failure and view.failure.replicas:
         view = replace(view, failure=view.failure.with_logs(read_log_tail(kube, view.failure.replicas[0])))
@@ -203,7 +200,7 @@ def replica_rows(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> l
     rows = []
     for pod in sorted(pods, key=lambda p: views.task_name(p, kind)):
         task = views.task_name(pod, kind)
-        phase = str((pod.get("status") or {}).get("phase") or "Pending")
+        phase = str(status_of(pod).get("phase") or "Pending")
         ended = failures.pod_failure(pod, task=task, main_container=main)
         how = ""
         if ended:
@@ -219,21 +216,21 @@ def replica_rows(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> l
 def cancel(kube: Kube, job: str) -> tuple[views.JobView, bool]:
     """Suspend the job and mark it cancelled (the record stays); a finished job is left as it is."""
     resource, obj = find(kube, job)
-    current = views.view(obj, [] if resource is kf.EXPERIMENTS else pods_of(kube, obj["metadata"]["name"]))
+    current = views.view(obj, [] if resource is kf.EXPERIMENTS else pods_of(kube, name_of(obj)))
     if current.state.state in states.FINAL or current.state.state == states.CANCELLING:
         return current, False
     if resource is kf.EXPERIMENTS:
         raise OperationFailed(
             f"job {job} is a hyperparameter tuning job (Katib Experiment): Katib cannot stop one and keep it; "
-            f"delete it with kubectl delete experiments.{kf.GROUP} {obj['metadata']['name']}"
+            f"delete it with kubectl delete experiments.{kf.GROUP} {name_of(obj)}"
         )
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = api_time()
     patch = {
         "metadata": {"annotations": {kf.ANNOTATION_CANCEL_REQUESTED: stamp}},
         "spec": {"runPolicy": {"suspend": True}},
     }
-    updated = kube.patch(resource, obj["metadata"]["name"], patch)
-    return views.view(updated, pods_of(kube, obj["metadata"]["name"])), True
+    updated = kube.patch(resource, name_of(obj), patch)
+    return views.view(updated, pods_of(kube, name_of(obj))), True
 
 
 def update_labels(
@@ -241,7 +238,7 @@ def update_labels(
 ) -> dict[str, Any]:
     """gcloud's label update: only labels change; our own ``*/`` labels are never touched."""
     resource, obj = find(kube, job)
-    current = (obj.get("metadata") or {}).get("labels") or {}
+    current = labels_of(obj)
     changes: dict[str, str | None] = {}
     if clear:
         changes.update({k: None for k in current if "/" not in k})
@@ -249,4 +246,4 @@ def update_labels(
     changes.update(update)
     if not changes:
         return obj
-    return kube.patch(resource, obj["metadata"]["name"], {"metadata": {"labels": changes}})
+    return kube.patch(resource, name_of(obj), {"metadata": {"labels": changes}})

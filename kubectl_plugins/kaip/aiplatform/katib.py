@@ -35,6 +35,7 @@ from typing import Any
 
 from kaip.aiplatform.manifests import inline_module_command
 from kaip.errors import UsageError
+from kaip.kube.objects import annotations_of, labels_of, name_of, namespace_of
 from kaip.resources import kubeflow as kf
 
 DEFAULT_METRIC_TAG = "training/hptuning/metric"
@@ -181,9 +182,9 @@ def experiment(job: Mapping[str, Any], hp: Mapping[str, Any]) -> tuple[dict[str,
             "hyperparameters.params: parameter names must differ in more than '-', '_' and '.' "
             f"(Katib's placeholders: {', '.join(placeholders)})"
         )
-    if len(job["metadata"]["name"]) > MAX_EXPERIMENT_NAME:
+    if len(name_of(job)) > MAX_EXPERIMENT_NAME:
         raise UsageError(
-            f"JOB {job['metadata']['name']!r} is too long for hyperparameter tuning: Katib takes "
+            f"JOB {name_of(job)!r} is too long for hyperparameter tuning: Katib takes "
             f"Experiment names of at most {MAX_EXPERIMENT_NAME} characters"
         )
     max_trials = int(hp.get("maxTrials") or 1)
@@ -215,14 +216,13 @@ def experiment(job: Mapping[str, Any], hp: Mapping[str, Any]) -> tuple[dict[str,
         spec["maxFailedTrialCount"] = int(hp["maxFailedTrials"])
     if hp.get("enableTrialEarlyStopping"):
         spec["earlyStopping"] = {"algorithmName": "medianstop"}
-    meta = job["metadata"]
     metadata: dict[str, Any] = {
-        "name": meta["name"],
-        "labels": dict(meta.get("labels") or {}),
-        "annotations": dict(meta.get("annotations") or {}),
+        "name": name_of(job),
+        "labels": dict(labels_of(job)),
+        "annotations": dict(annotations_of(job)),
     }
-    if meta.get("namespace"):
-        metadata["namespace"] = meta["namespace"]
+    if namespace_of(job):
+        metadata["namespace"] = namespace_of(job)
     obj = {
         "apiVersion": kf.EXPERIMENTS.api_version,
         "kind": kf.EXPERIMENTS.kind,
@@ -303,8 +303,7 @@ def _warn_joined(container: Mapping[str, Any], warnings: list[str]) -> None:
 # -- the namespace label Katib requires ----------------------------------------------------------
 def injection_enabled(namespace: Mapping[str, Any]) -> bool:
     """Whether a Namespace object carries the label that Katib's webhooks require."""
-    labels = (namespace.get("metadata") or {}).get("labels") or {}
-    return labels.get(INJECTION_LABEL) == "enabled"
+    return labels_of(namespace).get(INJECTION_LABEL) == "enabled"
 
 
 def label_patch() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kaip.aiplatform import states, views
+from kaip.kube.objects import name_of, status_of
 from kaip.resources import kubeflow as kf
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def format_line(stamped: str, task: str) -> str:
 
 def started(pod: Mapping[str, Any], container: str) -> int | None:
     """The container's restart count once it has started (there is a log to read), else None."""
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+    for cs in status_of(pod).get("containerStatuses") or []:
         if cs.get("name") == container:
             state = cs.get("state") or {}
             if "running" in state or "terminated" in state:
@@ -86,7 +87,7 @@ def follow(
                 if task_name and task != task_name:
                     continue
                 restarts = started(pod, container)
-                name = str((pod.get("metadata") or {}).get("name"))
+                name = name_of(pod)
                 key = (name, task, restarts if restarts is not None else -1)
                 if restarts is None or key in readers:
                     continue
@@ -165,7 +166,7 @@ class KubeSource:
         from kaip.aiplatform import jobs
 
         _, obj = jobs.find(self.kube, self.job_id)
-        return obj, jobs.pods_of(self.kube, obj["metadata"]["name"])
+        return obj, jobs.pods_of(self.kube, name_of(obj))
 
     def lines(self, pod: str, container: str) -> Iterator[str]:
         from kaip.resources.kinds import PODS

@@ -178,7 +178,7 @@ def carry_out(request: SubmitRequest, *, target: ClusterTarget, notify: Callable
         files.insert(0, build_sdist(request.flags.package_path))
     if request.dry_run == "client":
         # kubectl's client dry run does not contact the server, so the built-in catalog decides.
-        from kaip.aiplatform.catalog import BUILTIN
+        from kaip.aiplatform.builtin_catalog import BUILTIN
 
         options, assumed = submit.resolve_mpi_api(request.options, None)
         if assumed:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kaip.kube.objects import annotations_of, conditions_of, labels_of, metadata, name_of, spec_of, status_of
 from kaip.resources import kubeflow as kf
 from kaip.resources import preload
 
@@ -33,7 +34,7 @@ class JobState:
 
 
 def condition(obj: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
+    for cond in conditions_of(obj):
         if cond.get("type") == ctype and cond.get("status") == "True":
             return dict(cond)
     return None
@@ -43,7 +44,7 @@ def expected_replicas(job: Mapping[str, Any]) -> int:
     kind = kf.BY_KIND.get(str(job.get("kind")))
     if kind is None:
         return 0
-    specs = (job.get("spec") or {}).get(kind.replica_key) or {}
+    specs = spec_of(job).get(kind.replica_key) or {}
     return sum(int(s.get("replicas", 1) if s.get("replicas") is not None else 1) for s in specs.values())
 
 
@@ -51,15 +52,15 @@ def _active(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [
         p
         for p in pods
-        if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-        and not (p.get("metadata") or {}).get("deletionTimestamp")
+        if status_of(p).get("phase") not in ("Succeeded", "Failed")
+        and not metadata(p).get("deletionTimestamp")
     ]
 
 
 def pod_waiting_reason(pod: Mapping[str, Any]) -> str:
     """Why a Pod is not running yet, in words ('' when it runs)."""
-    name = (pod.get("metadata") or {}).get("name", "?")
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    name = name_of(pod) or "?"
+    spec, status = spec_of(pod), status_of(pod)
     gates = [g.get("name") for g in spec.get("schedulingGates") or []]
     if preload.SCHEDULING_GATE in gates:
         claims = [
@@ -70,7 +71,7 @@ def pod_waiting_reason(pod: Mapping[str, Any]) -> str:
         return f"{name} waits for its data to be loaded ({', '.join(claims) or 'preload PVC'})"
     if gates:
         return f"{name} is held by scheduling gate(s) {', '.join(str(g) for g in gates)}"
-    for cond in status.get("conditions") or []:
+    for cond in conditions_of(pod):
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             return (
                 f"{name} cannot be scheduled: {cond.get('message') or cond.get('reason') or 'no node fits'}"
@@ -94,8 +95,7 @@ def pod_waiting_reason(pod: Mapping[str, Any]) -> str:
 
 def job_state(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobState:
     """The gcloud state of ``job`` whose Pods are ``pods``."""
-    meta = job.get("metadata") or {}
-    cancelled = bool((meta.get("annotations") or {}).get(kf.ANNOTATION_CANCEL_REQUESTED))
+    cancelled = bool(annotations_of(job).get(kf.ANNOTATION_CANCEL_REQUESTED))
     if condition(job, kf.SUCCEEDED):
         return JobState(SUCCEEDED)
     failed = condition(job, kf.FAILED)
@@ -106,18 +106,15 @@ def job_state(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobS
         if active:
             return JobState(CANCELLING, f"{len(active)} Pod(s) still stopping")
         return JobState(CANCELLED, "cancelled by user")
-    spec = job.get("spec") or {}
-    if condition(job, kf.SUSPENDED) or (spec.get("runPolicy") or {}).get("suspend"):
-        queue = (meta.get("labels") or {}).get(kf.LABEL_KUEUE_QUEUE)
+    if condition(job, kf.SUSPENDED) or (spec_of(job).get("runPolicy") or {}).get("suspend"):
+        queue = labels_of(job).get(kf.LABEL_KUEUE_QUEUE)
         return JobState(QUEUED, f"suspended until queue {queue} admits it" if queue else "suspended")
     if not pods:
         if condition(job, kf.CREATED) or condition(job, kf.RUNNING):
             return JobState(QUEUED, "no Pods yet (gang scheduling or quota may hold them)")
         return JobState(QUEUED, "waiting for the operator to create its Pods")
     expected = expected_replicas(job)
-    running = [
-        p for p in active if (p.get("status") or {}).get("phase") == "Running" and not pod_waiting_reason(p)
-    ]
+    running = [p for p in active if status_of(p).get("phase") == "Running" and not pod_waiting_reason(p)]
     waiting = [r for r in (pod_waiting_reason(p) for p in active) if r]
     if len(running) >= max(expected, 1) or (running and not waiting and condition(job, kf.RUNNING)):
         restarting = condition(job, kf.RESTARTING)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kaip.aiplatform import katib, manifests, packages, training
 from kaip.aiplatform.catalog import Catalog
 from kaip.errors import UsageError
+from kaip.kube.objects import annotations_of, name_of, namespace_of, uid_of
 from kaip.resources import kubeflow as kf
 from kaip.resources.kinds import CONFIGMAPS, PVCS, Resource
 
@@ -174,21 +175,21 @@ def create(
 
 def _hand_packages_to(kube: Kube, created: list[dict[str, Any]]) -> None:
     """The packages ConfigMap belongs to the job: deleting the job deletes it (garbage collection)."""
-    main = created[-1]["metadata"]
+    main = created[-1]
     owner = {
-        "apiVersion": created[-1]["apiVersion"],
-        "kind": created[-1]["kind"],
-        "name": main["name"],
-        "uid": main["uid"],
+        "apiVersion": main["apiVersion"],
+        "kind": main["kind"],
+        "name": name_of(main),
+        "uid": uid_of(main),
     }
     for obj in created[:-1]:
         if obj.get("kind") == CONFIGMAPS.kind:
-            kube.patch(CONFIGMAPS, obj["metadata"]["name"], {"metadata": {"ownerReferences": [owner]}})
+            kube.patch(CONFIGMAPS, name_of(obj), {"metadata": {"ownerReferences": [owner]}})
 
 
 def _create_strict(kube: Kube, resource: Resource, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
     """POST with ``fieldValidation=Strict``, as kubectl create does: an unknown field is an error."""
-    ns = (obj.get("metadata") or {}).get("namespace") or kube.namespace
+    ns = namespace_of(obj) or kube.namespace
     query = {
         "fieldManager": "kubectl-ai-platform",
         "fieldValidation": "Strict",
@@ -203,10 +204,10 @@ def _create_strict(kube: Kube, resource: Resource, obj: dict[str, Any], *, dry_r
 def _reuse_claim(kube: Kube, claim: dict[str, Any]) -> dict[str, Any]:
     from kaip.resources import preload
 
-    name = claim["metadata"]["name"]
-    existing = kube.get(PVCS, name, namespace=claim["metadata"].get("namespace"))
-    want = claim["metadata"]["annotations"][preload.ANNOTATION_SOURCE]
-    have = ((existing.get("metadata") or {}).get("annotations") or {}).get(preload.ANNOTATION_SOURCE)
+    name = name_of(claim)
+    existing = kube.get(PVCS, name, namespace=namespace_of(claim))
+    want = annotations_of(claim)[preload.ANNOTATION_SOURCE]
+    have = annotations_of(existing).get(preload.ANNOTATION_SOURCE)
     if not _same_source(have, want):
         raise UsageError(
             f"--data {name}: PVC {name} already exists with source {have or '(none)'}, not {want}; "
@@ -249,7 +250,7 @@ def enable_katib(
     exp = the_plan.main
     if exp["kind"] != kf.EXPERIMENTS.kind or not kube.served(kf.EXPERIMENTS):
         return []
-    ns = str(exp["metadata"].get("namespace") or kube.namespace)
+    ns = str(namespace_of(exp) or kube.namespace)
     try:
         if katib.injection_enabled(kube.get(NAMESPACES, ns)):
             return []

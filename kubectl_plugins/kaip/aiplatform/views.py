@@ -1,5 +1,6 @@
-"""What `jobs list` and `jobs describe` show: gcloud's Job view of a Kubeflow job, its filter and sort
-rules, and the summary tables. Pure."""
+"""What `jobs list` and `jobs describe` show: gcloud's Job view of a Kubeflow job (with a tuning job's
+trainingOutput), and its filter and sort rules. The summary tables of `describe --summarize` are
+:mod:`kaip.aiplatform.summary`. Pure."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ from typing import Any
 
 from kaip.aiplatform import failures, states
 from kaip.errors import UsageError, shorten
+from kaip.kube.objects import (
+    annotations_of,
+    conditions_of,
+    labels_of,
+    metadata,
+    name_of,
+    namespace_of,
+    owner_of,
+    spec_of,
+    status_of,
+)
 from kaip.resources import kubeflow as kf
 from kaip.resources.timestamps import parse
 
@@ -69,8 +81,8 @@ class JobView:
         return doc
 
 
-def _input(meta: Mapping[str, Any]) -> dict[str, Any]:
-    text = (meta.get("annotations") or {}).get(kf.ANNOTATION_TRAINING_INPUT)
+def _input(obj: Mapping[str, Any]) -> dict[str, Any]:
+    text = annotations_of(obj).get(kf.ANNOTATION_TRAINING_INPUT)
     if not text:
         return {}
     try:
@@ -81,10 +93,10 @@ def _input(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _end_time(obj: Mapping[str, Any]) -> str:
-    status = obj.get("status") or {}
+    status = status_of(obj)
     if status.get("completionTime"):
         return str(status["completionTime"])
-    for cond in status.get("conditions") or []:
+    for cond in conditions_of(obj):
         if cond.get("type") in (kf.SUCCEEDED, kf.FAILED) and cond.get("status") == "True":
             return str(cond.get("lastTransitionTime") or "")
     return ""
@@ -97,7 +109,7 @@ def experiment_state(exp: Mapping[str, Any]) -> states.JobState:
     if failed:
         return states.JobState(states.FAILED, str(failed.get("message") or ""))
     if states.condition(exp, kf.RUNNING):
-        running = int((exp.get("status") or {}).get("trialsRunning") or 0)
+        running = int(status_of(exp).get("trialsRunning") or 0)
         if running:
             return states.JobState(states.RUNNING, f"{running} trial(s) running")
         return states.JobState(states.PREPARING, "waiting for trials to start")
@@ -111,8 +123,7 @@ def view(
     trials: Sequence[Mapping[str, Any]] | None = None,
 ) -> JobView:
     """The job as gcloud shows it; an Experiment's ``trials``, when given, fill its trainingOutput."""
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
+    labels = labels_of(obj)
     kind = str(obj.get("kind"))
     failure = None
     if kind == kf.EXPERIMENTS.kind:
@@ -123,16 +134,16 @@ def view(
             failure = failures.failure(obj, pods, task_of=functools.partial(_task_of, kind))
             state = states.JobState(states.FAILED, failure.summary() if failure else state.reason)
     return JobView(
-        job_id=str(labels.get(kf.LABEL_JOB_ID) or meta.get("name")),
-        name=str(meta.get("name")),
-        namespace=str(meta.get("namespace") or ""),
+        job_id=str(labels.get(kf.LABEL_JOB_ID) or name_of(obj)),
+        name=name_of(obj),
+        namespace=namespace_of(obj),
         kind=kind,
         state=state,
-        create_time=str(meta.get("creationTimestamp") or ""),
-        start_time=str((obj.get("status") or {}).get("startTime") or ""),
+        create_time=str(metadata(obj).get("creationTimestamp") or ""),
+        start_time=str(status_of(obj).get("startTime") or ""),
         end_time=_end_time(obj),
         labels=labels,
-        training_input=_input(meta),
+        training_input=_input(obj),
         failure=failure,
         training_output=training_output(obj, trials) if trials is not None else {},
     )
@@ -161,7 +172,7 @@ def _trial_state(trial: Mapping[str, Any]) -> str:
 
 def _observed(trial: Mapping[str, Any], name: str, strategy: str) -> str | None:
     """A metric's value as Katib observed it for the trial, by the Experiment's strategy for it."""
-    metrics = ((trial.get("status") or {}).get("observation") or {}).get("metrics") or []
+    metrics = (status_of(trial).get("observation") or {}).get("metrics") or []
     for metric in metrics:
         if metric.get("name") == name:
             value = metric.get({"min": "min", "max": "max"}.get(strategy, "latest"))
@@ -178,10 +189,10 @@ def _number(text: str | None) -> float | None:
 
 def trial_output(trial: Mapping[str, Any], *, metric: str, strategy: str = "latest") -> dict[str, Any]:
     """One Trial as gcloud's HyperparameterOutput (int64 fields as strings, as the API sends them)."""
-    spec, status = trial.get("spec") or {}, trial.get("status") or {}
+    spec, status = spec_of(trial), status_of(trial)
     out: dict[str, Any] = {
         # The id the program saw: kaip sets CLOUD_ML_TRIAL_ID to the Trial's name.
-        "trialId": str((trial.get("metadata") or {}).get("name") or ""),
+        "trialId": name_of(trial),
         "hyperparameters": {
             str(a.get("name")): str(a.get("value")) for a in spec.get("parameterAssignments") or []
         },
@@ -208,7 +219,7 @@ def training_output(exp: Mapping[str, Any], trials: Sequence[Mapping[str, Any]])
     """gcloud's TrainingOutput of a hyperparameter tuning job from its Experiment and Trials: the
     trials best first (by ``finalMetric.objectiveValue`` and the goal; trials without a value last,
     by name), ``completedTrialCount`` the succeeded ones."""
-    objective = (exp.get("spec") or {}).get("objective") or {}
+    objective = spec_of(exp).get("objective") or {}
     metric = str(objective.get("objectiveMetricName") or "")
     strategies = {str(s.get("name")): str(s.get("value")) for s in objective.get("metricStrategies") or []}
     maximize = str(objective.get("type") or "maximize").lower() == "maximize"
@@ -237,9 +248,7 @@ def _task_of(kind: str, pod: Mapping[str, Any]) -> str:
 
 def is_trial_job(obj: Mapping[str, Any]) -> bool:
     """A job that a Katib Trial owns is shown through its Experiment, not on its own."""
-    return any(
-        ref.get("kind") == kf.TRIALS.kind for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
-    )
+    return owner_of(obj, kf.TRIALS.kind) is not None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -319,101 +328,13 @@ def _sort_key(name: str, v: JobView) -> str:
     return _field(v, name)
 
 
-# -- describe --summarize --------------------------------------------------------------------------
-def summary_sections(
-    v: JobView, replicas: Sequence[tuple[str, str, str]]
-) -> list[tuple[str, list[str], list[list[str]]]]:
-    """gcloud's boxes of ``describe --summarize``: (title, headers, rows)."""
-    overview = [
-        [v.job_id, v.state.state, local_time(v.create_time), local_time(v.start_time), local_time(v.end_time)]
-    ]
-    ti = v.training_input
-    inputs = [
-        [
-            str(ti.get("scaleTier", "")),
-            str(ti.get("masterType", "")),
-            str(ti.get("workerCount", 0)),
-            str(ti.get("runtimeVersion", "")),
-            str(ti.get("pythonModule", "") or (ti.get("masterConfig") or {}).get("imageUri", "")),
-        ]
-    ]
-    sections = [
-        ("Job Overview", ["job_id", "state", "create_time", "start_time", "end_time"], overview),
-        (
-            "Training Input Summary",
-            ["scale_tier", "master_type", "worker_count", "runtime_version", "module_or_image"],
-            inputs,
-        ),
-    ]
-    if replicas:
-        sections.append(("Replicas", ["task", "phase", "reason"], [list(r) for r in replicas]))
-    if v.training_output:
-        sections += _tuning_sections(v.training_output)
-    if v.failure and v.failure.replicas:
-        rows = [
-            [r.task, r.pod, r.container or "-", r.outcome(), shorten(r.headline(), 100) or "-"]
-            for r in v.failure.replicas
-        ]
-        sections.append(("Failed Replicas", ["task", "pod", "container", "ended", "message"], rows))
-    if v.state.reason:
-        sections.append(("Why", ["state", "reason"], [[v.state.state, v.state.reason]]))
-    return sections
-
-
-def _tuning_sections(out: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """A tuning job's boxes: the counts, then its trials best first."""
-    summary = [[str(out.get("completedTrialCount", "0")), str(out.get("hyperparameterMetricTag", ""))]]
-    rows = []
-    for trial in out.get("trials") or []:
-        final = trial.get("finalMetric") or {}
-        value = final.get("objectiveValue")
-        params = ", ".join(f"{k}={v}" for k, v in (trial.get("hyperparameters") or {}).items())
-        rows.append(
-            [
-                str(trial["trialId"]),
-                str(trial["state"]),
-                "" if value is None else f"{value:g}",
-                str(final.get("trainingStep", "")),
-                params,
-            ]
-        )
-    return [
-        ("Training Output Summary", ["completed_trial_count", "hyperparameter_metric_tag"], summary),
-        (
-            "Trials (best first)",
-            ["trial_id", "state", "objective_value", "training_step", "hyperparameters"],
-            rows,
-        ),
-    ]
-
-
-def failure_text(failure: failures.Failure) -> str:
-    """What follows the tables of a failed job: the first failed replica's last log lines, a note."""
-    parts = []
-    first = failure.replicas[0] if failure.replicas else None
-    if first is not None and first.logs is not None:
-        logs = first.logs
-        where = f"{first.task} (Pod {first.pod}" + (
-            f", container {first.container}" if first.container else ""
-        )
-        where += ", its run before the last restart)" if first.previous else ")"
-        if logs.unavailable:
-            parts.append(f"Log of {where}: logs not available: {logs.unavailable}")
-        else:
-            body = "\n".join(f"  {line}" for line in logs.lines)
-            parts.append(f"Last {len(logs.lines)} log lines of {where}:\n{body}")
-    if failure.note:
-        parts.append(f"Note: {failure.note}")
-    return "\n\n".join(parts)
-
-
 def now_text() -> str:
     return datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def task_name(pod: Mapping[str, Any], kind: str) -> str:
     """gcloud's task name of a replica's Pod: ``master-replica-0``, ``worker-replica-2``, ``ps-replica-0``."""
-    labels = (pod.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(pod)
     # mpi-operator (MPIJob v2beta1) labels only the job role: launcher or worker.
     rtype = str(labels.get(kf.LABEL_REPLICA_TYPE) or labels.get(kf.LABEL_JOB_ROLE) or "").lower()
     try:

@@ -9,11 +9,12 @@ import click
 
 from kaip.cli.app import complete_main, plugin_main
 from kaip.cli.common import version_command
-from kaip.cli.options import cluster_options, output_option
+from kaip.cli.options import KubectlGroup, cluster_options, output_option
 from kaip.cli.output import Table, dump_json, dump_yaml, echo, format_table, note, render
 from kaip.commands.node_health_remediate import COMMANDS as REMEDIATION_COMMANDS
 from kaip.errors import ExitCode
 from kaip.kube.config import ClusterTarget
+from kaip.kube.objects import name_of
 from kaip.resources import nodes
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 Requested = dict[str, dict[str, int]]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=KubectlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 def cli() -> None:
     """See every broken GPU node: conditions, cordons, taints and GPU capacity in one view."""
 
@@ -202,11 +205,11 @@ def _apply(
 ) -> None:
     if kind == "SYNC":
         known.clear()
-        known.update({o["metadata"]["name"]: view(o) for o in obj["items"]})
+        known.update({name_of(o): view(o) for o in obj["items"]})
     elif kind == "DELETED":
-        known.pop(obj["metadata"]["name"], None)
+        known.pop(name_of(obj), None)
     else:
-        known[obj["metadata"]["name"]] = view(obj)
+        known[name_of(obj)] = view(obj)
 
 
 @cli.command("list")
@@ -281,7 +284,7 @@ def list_command(
                     for v in views
                 ],
             ),
-            name=lambda d: f"node/{d['metadata']['name']}",
+            name=lambda d: f"node/{name_of(d)}",
         )
 
     views = shown(everything)

@@ -16,6 +16,7 @@ from kaip.cli.options import cluster_options, output_option
 from kaip.cli.output import Table, echo, format_table, note, render
 from kaip.errors import OperationFailed
 from kaip.kube.config import ClusterTarget
+from kaip.kube.objects import api_micro_time, api_time, spec_of, status_of
 from kaip.resources import remediation as names
 from kaip.resources.kinds import Resource
 
@@ -33,7 +34,7 @@ def _stamp(*, precise: bool = False) -> str:
     from kaip.resources import timestamps
 
     # A request's time identifies it (two requests in one second are two requests).
-    return timestamps.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ" if precise else "%Y-%m-%dT%H:%M:%SZ")
+    return (api_micro_time if precise else api_time)(timestamps.now())
 
 
 def _object(resource: Resource, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def remediate(node: str, rule: str, dry_run: bool, target: ClusterTarget) -> Non
     if current is None:
         kube.create(names.REMEDIATIONS, _object(names.REMEDIATIONS, node, spec))
     else:
-        phase = (current.get("status") or {}).get("phase", "")
+        phase = status_of(current).get("phase", "")
         if phase in names.ACTIVE_PHASES:
             raise OperationFailed(
                 f"node {node} is already being remediated (phase {phase}); "
@@ -148,7 +149,7 @@ def reset_breaker(target: ClusterTarget) -> None:
     kube = _connect(target)
     for _ in range(5):
         config = kube.get(names.CONFIGS, names.CONFIG_NAME)
-        status = dict(config.get("status") or {})
+        status = dict(status_of(config))
         current = breaker.read(status)
         new = breaker.reset(current, stamp=_stamp(), by=_requester(target))
         body = {**config, "status": {**status, "circuitBreaker": new.as_status()}}
@@ -194,8 +195,8 @@ def _state_line(kube: Kube) -> None:
         config = kube.get(names.CONFIGS, names.CONFIG_NAME)
     except NotFound:
         return
-    spec = config.get("spec") or {}
-    state = breaker.read(config.get("status") or {})
+    spec = spec_of(config)
+    state = breaker.read(status_of(config))
     parts = [f"circuit breaker: {state.state}" + (f" ({state.reason})" if state.tripped else "")]
     if spec.get("paused"):
         parts.append("paused" + (f": {spec['pauseReason']}" if spec.get("pauseReason") else ""))

@@ -11,7 +11,13 @@ import click
 
 from kaip.cli.app import complete_main, plugin_main
 from kaip.cli.common import version_command
-from kaip.cli.options import all_namespaces_option, cluster_options, dry_run_option, output_option
+from kaip.cli.options import (
+    KubectlGroup,
+    all_namespaces_option,
+    cluster_options,
+    dry_run_option,
+    output_option,
+)
 from kaip.cli.output import Table, dump_json, dump_yaml, echo, note, render
 from kaip.errors import OperationFailed
 from kaip.kube.config import ClusterTarget
@@ -20,12 +26,14 @@ from kaip.resources import kinds, timestamps
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
     from kaip.preload.claims import ClaimView
-    from kaip.preload.progress import Progress
+    from kaip.preload.status import Progress
 
 PROG = "kubectl pvc-preload"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=KubectlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 def cli() -> None:
     """Create PersistentVolumeClaims preloaded from S3 or GCS, and follow their loading."""
 
@@ -55,9 +63,7 @@ cli.add_command(version_command())
 @click.option(
     "--wait", is_flag=True, help="Wait until the data is loaded (or the load failed), showing progress."
 )
-@click.option(
-    "-o", "--output", type=click.Choice(["yaml", "json", "name"]), help="Print the claim in this format."
-)
+@output_option("yaml", "json", "name", default=None, help="Print the claim in this format.")
 @dry_run_option
 @cluster_options
 def create(
@@ -221,45 +227,11 @@ def _describe(v: ClaimView) -> str:
     return "\n".join(f"{k + ':':<13}{val}" for k, val in lines)
 
 
-def _follow(kube: Kube, name: str, on_update: Callable[[ClaimView], None]) -> ClaimView:
-    """Watch one PVC until its load ends; every change goes to ``on_update``."""
-    from kaip.kube.errors import ApiError
-    from kaip.preload.claims import is_preload, view
-
-    while True:
-        pvc = _claim(kube, name)
-        if not is_preload(pvc):
-            raise OperationFailed(
-                f"persistentvolumeclaim/{name} is not a preloaded PVC (no source annotation)"
-            )
-        current = view(pvc)
-        on_update(current)
-        if current.done:
-            return current
-        version = pvc["metadata"].get("resourceVersion")
-        try:
-            for kind, obj in kube.watch(
-                kinds.PVCS,
-                field_selector=f"metadata.name={name}",
-                resource_version=version,
-                timeout_seconds=60,
-            ):
-                if kind == "DELETED":
-                    raise OperationFailed(f"persistentvolumeclaim/{name} was deleted while loading")
-                if kind not in ("ADDED", "MODIFIED"):
-                    continue
-                current = view(obj)
-                on_update(current)
-                if current.done:
-                    return current
-        except ApiError as exc:
-            if exc.status != 410:  # 410 Gone: our resourceVersion is too old; read again
-                raise
-
-
 def _follow_live(kube: Kube, name: str) -> ClaimView:
+    from kaip.preload.follow import follow
+
     with _bars(f"pvc/{name}") as update:
-        return _follow(kube, name, lambda v: update(v.progress, v.state))
+        return follow(kube, name, lambda v: update(v.progress, v.state))
 
 
 def _finish(v: ClaimView) -> None:

@@ -2,32 +2,25 @@
 
 Decide, then act: each method builds (method, path, query, body) as plain data and hands it to
 :meth:`Kube.request`, the one place that sends and reads answers. Bodies are ``dict`` in, ``dict``
-out; lists are asked for gzip-compressed and decoded with orjson when it is installed.
+out; lists are asked for gzip-compressed and decoded with orjson when it is installed. Who the
+requests are (certificates, tokens, exec plugins) is decided by :mod:`kaip.kube.auth`.
 """
 
 from __future__ import annotations
 
-import atexit
-import base64
 import builtins
 import json
-import os
-import shutil
-import ssl
-import subprocess
-import tempfile
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
 from kaip.errors import ConfigError, UnreachableError, shorten
+from kaip.kube import auth, transport
 from kaip.kube import config as kubeconfig
-from kaip.kube import transport
 from kaip.kube.config import ClusterTarget, Connection
-from kaip.kube.errors import RequestTimeout, from_status
+from kaip.kube.errors import NotFound, RequestTimeout, from_status
+from kaip.kube.objects import metadata, namespace_of
 from kaip.resources.kinds import Resource
 
 try:  # orjson is several times faster on large lists (5,000 Nodes)
@@ -56,118 +49,14 @@ PATCH_TYPES = {
 }
 
 
-class _Secrets:
-    """Client certificate and key as private files (ssl loads them only from files)."""
-
-    def __init__(self) -> None:
-        self._dir: str | None = None
-
-    def file(self, name: str, content: str) -> str:
-        if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="kaip-")
-            atexit.register(shutil.rmtree, self._dir, True)
-        path = os.path.join(self._dir, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        return path
-
-
-_secrets = _Secrets()
-
-
-def _ssl_context(conn: Connection, cert_pem: str | None, key_pem: str | None) -> ssl.SSLContext:
-    # With the cluster's own CA, trust only it: loading the system store as well costs ~60 ms a run.
-    try:
-        ctx = ssl.create_default_context(
-            ssl.Purpose.SERVER_AUTH, cadata=conn.ca_pem if conn.ca_pem and not conn.insecure else None
-        )
-    except ssl.SSLError as exc:
-        raise ConfigError(
-            f'kubeconfig: certificate-authority of cluster "{conn.cluster}" is not a PEM certificate'
-        ) from exc
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if conn.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if cert_pem and key_pem:
-        try:
-            ctx.load_cert_chain(_secrets.file("client.crt", cert_pem), _secrets.file("client.key", key_pem))
-        except ssl.SSLError as exc:
-            raise ConfigError(
-                f'kubeconfig: client certificate or key of user "{conn.user}" cannot be loaded'
-            ) from exc
-    return ctx
-
-
-class _ExecCredential:
-    """Runs a client-go credential plugin and caches its answer until it expires."""
-
-    def __init__(self, conn: Connection) -> None:
-        assert conn.exec_config is not None
-        self.conn = conn
-        self.cfg = conn.exec_config
-        self.token: str | None = None
-        self.cert: tuple[str, str] | None = None
-        self.expires = 0.0
-        self._lock = threading.Lock()
-
-    def refresh(self, *, force: bool = False) -> None:
-        with self._lock:
-            if not force and (self.token or self.cert) and time.time() < self.expires:
-                return
-            info: dict[str, Any] = {
-                "apiVersion": self.cfg.api_version,
-                "kind": "ExecCredential",
-                "spec": {"interactive": False},
-            }
-            if self.cfg.provide_cluster_info:
-                info["spec"]["cluster"] = {"server": self.conn.server}
-            env = {**os.environ, **dict(self.cfg.env), "KUBERNETES_EXEC_INFO": json.dumps(info)}
-            try:
-                done = subprocess.run(
-                    [self.cfg.command, *self.cfg.args], env=env, capture_output=True, timeout=60, check=False
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ConfigError(
-                    f'kubeconfig: credential plugin "{self.cfg.command}" could not run: {exc}'
-                ) from exc
-            if done.returncode != 0:
-                raise ConfigError(
-                    f'kubeconfig: credential plugin "{self.cfg.command}" failed with exit code {done.returncode}: '
-                    f"{shorten(done.stderr.decode(errors='replace'), 200)}"
-                )
-            try:
-                status = json.loads(done.stdout)["status"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(
-                    f'kubeconfig: credential plugin "{self.cfg.command}" printed no ExecCredential status'
-                ) from exc
-            self.token = status.get("token")
-            if status.get("clientCertificateData") and status.get("clientKeyData"):
-                self.cert = (status["clientCertificateData"], status["clientKeyData"])
-            expiry = status.get("expirationTimestamp")
-            self.expires = _parse_time(expiry) - 10 if expiry else float("inf")
-
-
-def _parse_time(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
 class Kube:
     """One API server, one connection pool. Thread-safe for concurrent requests."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.namespace = conn.namespace
-        self._exec = _ExecCredential(conn) if conn.exec_config else None
-        cert, key = conn.client_cert_pem, conn.client_key_pem
-        if self._exec:
-            self._exec.refresh()
-            if self._exec.cert:
-                cert, key = self._exec.cert
+        self._exec = auth.ExecCredential(conn) if conn.exec_config else None
+        cert, key = auth.client_certificate(conn, self._exec)
         try:
             endpoint = transport.Endpoint.parse(conn.server, conn.proxy_url, proxy_from=conn.proxy_from)
         except ValueError as exc:
@@ -175,7 +64,7 @@ class Kube:
             raise ConfigError(f"{where}{exc}") from exc
         self._pool = transport.Pool(
             endpoint,
-            tls=_ssl_context(conn, cert, key) if endpoint.scheme == "https" else None,
+            tls=auth.ssl_context(conn, cert, key) if endpoint.scheme == "https" else None,
             server_name=conn.tls_server_name,
         )
 
@@ -184,27 +73,7 @@ class Kube:
         headers = [("Accept", "application/json"), ("Accept-Encoding", "gzip"), ("User-Agent", USER_AGENT)]
         if content_type:
             headers.append(("Content-Type", content_type))
-        token = self.conn.token
-        if self._exec:
-            self._exec.refresh()
-            token = self._exec.token or token
-        if self.conn.token_file and not token:
-            try:
-                with open(self.conn.token_file) as handle:
-                    token = handle.read().strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"token file {self.conn.token_file} cannot be read ({exc.strerror})"
-                ) from exc
-        if token:
-            headers.append(("Authorization", f"Bearer {token}"))
-        elif self.conn.basic_auth:
-            pair = ":".join(self.conn.basic_auth).encode()
-            headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode()))
-        if self.conn.impersonate:
-            headers.append(("Impersonate-User", self.conn.impersonate))
-            headers += [("Impersonate-Group", group) for group in self.conn.impersonate_groups]
-        return headers
+        return headers + auth.identity_headers(self.conn, self._exec)
 
     def _timeouts(self, timeout: float | None) -> transport.Timeouts:
         limit = timeout if timeout is not None else self.conn.request_timeout
@@ -332,7 +201,7 @@ class Kube:
         while True:
             chunk = self.list(resource, limit=page, continue_token=token, **kwargs)
             items.extend(chunk.get("items") or [])
-            token = (chunk.get("metadata") or {}).get("continue")
+            token = metadata(chunk).get("continue")
             if not token:
                 return items
 
@@ -345,7 +214,7 @@ class Kube:
         dry_run: bool = False,
         field_manager: str = "kaip",
     ) -> dict[str, Any]:
-        ns = self._ns(resource, namespace or (obj.get("metadata") or {}).get("namespace"))
+        ns = self._ns(resource, namespace or namespace_of(obj))
         query = {"dryRun": "All" if dry_run else None, "fieldManager": field_manager}
         body = {"apiVersion": resource.api_version, "kind": resource.kind, **obj}  # the server needs the type
         result: dict[str, Any] = self.request(
@@ -361,7 +230,7 @@ class Kube:
         namespace: str | None = None,
         subresource: str = "",
     ) -> dict[str, Any]:
-        meta = obj.get("metadata") or {}
+        meta = metadata(obj)
         path = resource.path(
             namespace=self._ns(resource, namespace or meta.get("namespace")),
             name=meta["name"],
@@ -404,8 +273,6 @@ class Kube:
         ignore_missing: bool = False,
         preconditions: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | None:
-        from kaip.kube.errors import NotFound
-
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if preconditions:
             body["preconditions"] = dict(preconditions)
@@ -469,8 +336,6 @@ class Kube:
 
     def served(self, resource: Resource) -> bool:
         """Whether the cluster serves ``resource`` (discovery of its group/version)."""
-        from kaip.kube.errors import NotFound
-
         base = f"/apis/{resource.group}/{resource.version}" if resource.group else f"/api/{resource.version}"
         try:
             doc = self.request("GET", base)

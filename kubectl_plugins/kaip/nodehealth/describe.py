@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kaip.kube.objects import metadata
 from kaip.nodehealth.gpu import GpuHolder
 from kaip.nodehealth.nodeview import NodeView
 from kaip.resources import timestamps
@@ -37,7 +38,7 @@ def _event_time(event: Mapping[str, Any]) -> str:
         event.get("lastTimestamp")
         or (event.get("series") or {}).get("lastObservedTime")
         or event.get("eventTime")
-        or (event.get("metadata") or {}).get("creationTimestamp")
+        or metadata(event).get("creationTimestamp")
         or ""
     )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kaip.errors import UsageError
+from kaip.kube.objects import metadata, version_of
 from kaip.nodehealth import polarity as polarity_table
 from kaip.nodehealth.polarity import Polarity
 from kaip.resources import kinds, nodes
@@ -74,11 +75,10 @@ def read_nodes(
     token: str | None = None
     while True:
         chunk = kube.list(kinds.NODES, label_selector=label_selector, limit=page, continue_token=token)
-        meta = chunk.get("metadata") or {}
-        version = version or str(meta.get("resourceVersion") or "")
+        version = version or version_of(chunk)
+        token = metadata(chunk).get("continue")
         out.extend(convert(item) for item in chunk.get("items") or ())
         del chunk
-        token = meta.get("continue")
         if not token:
             return out, version
 
@@ -112,25 +112,24 @@ def watch_nodes(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Node changes for ever: ``(ADDED|MODIFIED|DELETED, node)``, or ``(SYNC, {"items": [...]})``
     after the watch fell too far behind (410 Gone) and the list was read again."""
-    from kaip.kube.errors import ApiError
+    from kaip.kube import watching
 
-    version = resource_version
-    while True:
-        try:
-            for kind, obj in kube.watch(
-                kinds.NODES,
-                label_selector=label_selector,
-                resource_version=version,
-                timeout_seconds=WATCH_SECONDS,
-            ):
-                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                if kind != "BOOKMARK":
-                    yield kind, obj
-        except ApiError as exc:
-            if exc.status != 410:
-                raise
-            items, version = read_nodes(kube, label_selector=label_selector, convert=lambda n: n)
-            yield "SYNC", {"items": items}
+    listed: list[dict[str, Any]] = []
+    for kind, obj in watching.list_watch(
+        kube,
+        kinds.NODES,
+        label_selector=label_selector,
+        resource_version=resource_version,
+        watch_seconds=WATCH_SECONDS,
+        page=PAGE,
+    ):
+        if kind == watching.LISTED:
+            listed.append(obj)
+        elif kind == watching.SYNCED:
+            yield "SYNC", {"items": listed}
+            listed = []
+        else:
+            yield kind, obj
 
 
 def batches(events: Iterator[Any], *, settle: float = 1.0) -> Iterator[list[Any]]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kaip.kube.objects import metadata, name_of, namespace_of, spec_of, status_of
 from kaip.nodehealth.nodeview import NodeView, count, is_accelerator
 
 ALL_GROUPS = "(all)"
@@ -57,7 +58,7 @@ def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
 
 def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
     """The accelerators a Pod holds: the larger of its app containers (with sidecars) and any init step."""
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     steady: dict[str, int] = defaultdict(int)
     for container in spec.get("containers") or ():
         for res, n in _container_requests(container).items():
@@ -79,22 +80,21 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
 def holders(pods: Iterable[Mapping[str, Any]]) -> list[GpuHolder]:
     out = []
     for pod in pods:
-        meta = pod.get("metadata") or {}
-        node = (pod.get("spec") or {}).get("nodeName")
-        phase = (pod.get("status") or {}).get("phase", "")
+        node = spec_of(pod).get("nodeName")
+        phase = status_of(pod).get("phase", "")
         if not node or phase in ("Succeeded", "Failed"):
             continue
         for res, n in sorted(pod_requests(pod).items()):
             if n > 0:
                 out.append(
                     GpuHolder(
-                        str(meta.get("namespace", "")),
-                        str(meta.get("name", "")),
+                        namespace_of(pod),
+                        name_of(pod),
                         str(node),
                         res,
                         n,
                         str(phase),
-                        meta.get("creationTimestamp"),
+                        metadata(pod).get("creationTimestamp"),
                     )
                 )
     return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kaip.kube.objects import labels_of, metadata, name_of, spec_of, status_of
 from kaip.nodehealth.polarity import Polarity
 from kaip.resources import nodes, timestamps
 
@@ -149,9 +150,9 @@ def _stale(conditions: tuple[Condition, ...], now: datetime) -> tuple[str, ...]:
 
 
 def node_view(node: Mapping[str, Any], polarity: Polarity, *, now: datetime) -> NodeView:
-    meta = node.get("metadata") or {}
-    spec = node.get("spec") or {}
-    status = node.get("status") or {}
+    meta = metadata(node)
+    spec = spec_of(node)
+    status = status_of(node)
     conditions = tuple(read_condition(c, polarity) for c in status.get("conditions") or ())
     ready = next((c for c in conditions if c.type == nodes.READY), None)
     state = {"True": "Ready", "False": "NotReady"}.get(ready.status if ready else "", "Unknown")
@@ -167,12 +168,12 @@ def node_view(node: Mapping[str, Any], polarity: Polarity, *, now: datetime) -> 
         for name in sorted(set(capacity) | set(allocatable))
         if is_accelerator(name)
     )
-    labels = meta.get("labels") or {}
+    labels = labels_of(node)
     since = min((c.since for c in abnormal if c.since), default=None)
     if ready is None and since is None:
         since = meta.get("creationTimestamp")
     return NodeView(
-        name=str(meta.get("name", "")),
+        name=name_of(node),
         state=state,
         unschedulable=bool(spec.get("unschedulable")),
         remediation=_remediation(labels, taints),

@@ -1,5 +1,8 @@
 """PVCs for preloading, as data: the claim ``kubectl pvc-preload create`` sends, and how a claim's
 ``DataLoaded`` condition reads to a person (state, progress). Pure: no I/O.
+
+The condition and its progress message are read as :mod:`kaip.preload.status` defines them; whether
+a PVC is a preload at all is :func:`kaip.preload.contract.is_preload`.
 """
 
 from __future__ import annotations
@@ -10,17 +13,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from kaip.errors import UsageError
+from kaip.kube.objects import annotations_of, metadata, name_of, namespace_of, spec_of, status_of, version_of
+from kaip.preload.contract import is_preload
 from kaip.preload.plan import path_problem
-from kaip.preload.progress import Progress, parse_message
+from kaip.preload.status import FAILED, LOADED, LOADING, PENDING, Progress, current, parse_message, state_of
 from kaip.resources.preload import (
     ANNOTATION_CREDENTIALS,
     ANNOTATION_PATH,
     ANNOTATION_RETRY,
     ANNOTATION_SOURCE,
-    CONDITION_LOADED,
-    REASON_LOADING,
 )
 from kaip.storage.source import Source
+
+__all__ = [
+    "FAILED",
+    "LOADED",
+    "LOADING",
+    "PENDING",
+    "ClaimView",
+    "build_claim",
+    "is_preload",
+    "retry_patch",
+    "view",
+]
 
 ACCESS_MODES = {
     "ReadWriteOnce": "ReadWriteOnce",
@@ -34,8 +49,6 @@ ACCESS_MODES = {
 }
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-
-LOADED, LOADING, FAILED, PENDING = "Loaded", "Loading", "Failed", "Pending"
 
 
 def build_claim(
@@ -72,27 +85,16 @@ def build_claim(
         if problem:
             raise UsageError(f"--path {path!r} must be a sub-directory of the volume ({problem})")
         annotations[ANNOTATION_PATH] = clean
-    metadata: dict[str, Any] = {"name": name, "annotations": annotations}
+    meta: dict[str, Any] = {"name": name, "annotations": annotations}
     if namespace:
-        metadata["namespace"] = namespace
+        meta["namespace"] = namespace
     spec: dict[str, Any] = {
         "accessModes": list(dict.fromkeys(modes)),
         "resources": {"requests": {"storage": size}},
     }
     if storage_class is not None:
         spec["storageClassName"] = storage_class
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
-
-
-def is_preload(pvc: Mapping[str, Any]) -> bool:
-    return ANNOTATION_SOURCE in ((pvc.get("metadata") or {}).get("annotations") or {})
-
-
-def condition(pvc: Mapping[str, Any]) -> dict[str, Any] | None:
-    for cond in (pvc.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == CONDITION_LOADED:
-            return dict(cond)
-    return None
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
 
 
 @dataclass(frozen=True)
@@ -126,25 +128,19 @@ class ClaimView:
 
 
 def view(pvc: Mapping[str, Any]) -> ClaimView:
-    meta = pvc.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
-    spec, status = pvc.get("spec") or {}, pvc.get("status") or {}
-    cond = condition(pvc)
-    if cond is None:
-        state, reason, message = PENDING, "", ""
-    else:
-        reason, message = str(cond.get("reason") or ""), str(cond.get("message") or "")
-        state = {"True": LOADED, "False": FAILED}.get(str(cond.get("status")), "")
-        if not state:
-            state = LOADING if reason == REASON_LOADING or parse_message(message) else PENDING
+    annotations = annotations_of(pvc)
+    spec, status = spec_of(pvc), status_of(pvc)
+    cond = current(pvc)
+    reason, message = (cond.reason, cond.message) if cond is not None else ("", "")
     size = (status.get("capacity") or {}).get("storage") or (
         (spec.get("resources") or {}).get("requests") or {}
     ).get("storage", "")
+    created = metadata(pvc).get("creationTimestamp")
     return ClaimView(
-        name=str(meta.get("name", "")),
-        namespace=str(meta.get("namespace", "")),
+        name=name_of(pvc),
+        namespace=namespace_of(pvc),
         source=str(annotations.get(ANNOTATION_SOURCE, "")),
-        state=state,
+        state=state_of(cond),
         reason=reason,
         message=message,
         progress=parse_message(message),
@@ -152,19 +148,18 @@ def view(pvc: Mapping[str, Any]) -> ClaimView:
         storage_class=str(spec.get("storageClassName") or ""),
         credentials=str(annotations.get(ANNOTATION_CREDENTIALS, "")),
         path=str(annotations.get(ANNOTATION_PATH, "")),
-        created=meta.get("creationTimestamp"),
+        created=str(created) if created else None,
         phase=str(status.get("phase") or ""),
     )
 
 
 def retry_patch(pvc: Mapping[str, Any]) -> dict[str, Any]:
     """Merge patch that bumps the retry counter (a counter, so every retry is a change)."""
-    current = ((pvc.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_RETRY, "0")
     try:
-        count = int(current) + 1
+        count = int(annotations_of(pvc).get(ANNOTATION_RETRY, "0")) + 1
     except ValueError:
         count = 1
-    rv = (pvc.get("metadata") or {}).get("resourceVersion")
+    rv = version_of(pvc)
     meta: dict[str, Any] = {"annotations": {ANNOTATION_RETRY: str(count)}}
     if rv:
         meta["resourceVersion"] = rv  # lose a race rather than skip a bump

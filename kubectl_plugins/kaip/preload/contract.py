@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kaip.kube.objects import annotations_of
 from kaip.preload.errors import InvalidSource
 from kaip.resources import preload as names
 from kaip.storage.source import Source, parse_source
@@ -26,6 +27,8 @@ _MAX_NAME = 253
 
 class BadAnnotation(InvalidSource):
     """An annotation of the preload contract has a value the controller cannot use."""
+
+    reason = names.REASON_INVALID
 
     def __init__(self, annotation: str, message: str) -> None:
         super().__init__(message)
@@ -53,13 +56,12 @@ class LoadRequest:
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def annotations_of(pvc: Mapping[str, Any]) -> Mapping[str, str]:
-    found = (pvc.get("metadata") or {}).get("annotations")
-    return found if isinstance(found, dict) else {}
-
-
 def is_preload(pvc: Mapping[str, Any]) -> bool:
-    """Whether the PVC asks for a preload at all (its source may still be bad)."""
+    """Whether the PVC asks for a preload at all (its source may still be bad).
+
+    The one test of it: the plugin (list, status, retry), the controller (which PVCs to watch, which
+    gate to release) and the admission webhook (which Pods to gate) all ask here.
+    """
     return names.ANNOTATION_SOURCE in annotations_of(pvc)
 
 
@@ -70,7 +72,7 @@ def read_request(pvc: Mapping[str, Any]) -> LoadRequest | None:
     if raw_source is None:
         return None
     try:
-        source = parse_source(str(raw_source))
+        source = parse_source(str(raw_source), field=f"annotation {names.ANNOTATION_SOURCE}")
     except InvalidSource as exc:
         raise BadAnnotation(
             names.ANNOTATION_SOURCE, f"{exc.message}; set it to e.g. s3://my-bucket/datasets/imagenet"

@@ -2,36 +2,34 @@
 
 Small objects are one GET each, streamed to a temporary file while their checksum is computed;
 objects above ``multipart_threshold`` are cut into ``part_size`` ranges fetched by any worker and
-written in place (``splice`` from the socket over plain HTTP, ``pwrite`` otherwise), then checked by
-reading the file back. Every finished file is renamed to its name and appended to the journal
-(:mod:`kaip.preload.manifest`), so a killed run resumes without fetching a finished file again, and a
-run over an unchanged source fetches nothing.
+written in place, then checked by reading the file back (:mod:`kaip.preload.fetch` does one object;
+this module plans, runs the workers and records). Every finished file is renamed to its name and
+appended to the journal (:mod:`kaip.preload.manifest`), so a killed run resumes without fetching a
+finished file again, and a run over an unchanged source fetches nothing.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaip.preload import manifest
-from kaip.preload.errors import ChecksumMismatch, SourceNotFound
+from kaip.preload.errors import SourceNotFound
+from kaip.preload.fetch import Fetcher, Large, MiB
 from kaip.preload.manifest import Record
 from kaip.preload.plan import Entry, Plan, make_plan
-from kaip.preload.progress import Progress
+from kaip.preload.status import Progress
 from kaip.preload.target import Target, UnsafePath
-from kaip.storage import Store, StoreConfig, checksums, open_store
+from kaip.storage import Store, StoreConfig, open_store
 from kaip.storage.checksums import Expected
 from kaip.storage.retry import RetryPolicy
 from kaip.storage.source import Source
 
-MiB = 1024 * 1024
-VERIFY_ATTEMPTS = 3
 #: What the report says for objects whose store published no checksum we can compute.
 SIZE_ONLY = "size"
 
@@ -122,18 +120,6 @@ def copy(
         store.close()
 
 
-class _Large:
-    """A large object being fetched in parts by several workers."""
-
-    def __init__(self, entry: Entry, parts: int) -> None:
-        self.entry = entry
-        self.parts_left = parts
-        self.fd = -1
-        self.tmp: Path | None = None
-        self.lock = threading.Lock()
-        self.failed = False
-
-
 class _Run:
     def __init__(
         self,
@@ -154,6 +140,14 @@ class _Run:
         self.records: dict[str, Record] = {}
         self.journal: manifest.Journal | None = None
         self.loaded = manifest.Loaded(records={})
+        self.fetch = Fetcher(
+            store=store,
+            source=source,
+            target=self.target,
+            moved=self._count_bytes,
+            publish=self._publish,
+            refuse=self._refuse,
+        )
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> CopyReport:
@@ -218,13 +212,13 @@ class _Run:
             size = entry.obj.size
             if size > self.options.multipart_threshold:
                 count = -(-size // part)
-                large = _Large(entry, count)
+                large = Large(entry, count)
                 tasks.extend(
-                    functools.partial(self._part, large, i * part, min(part, size - i * part))
+                    functools.partial(self.fetch.part, large, i * part, min(part, size - i * part))
                     for i in range(count)
                 )
             else:
-                tasks.append(functools.partial(self._small, entry))
+                tasks.append(functools.partial(self.fetch.small, entry))
         if not tasks:
             return
         workers = [
@@ -266,85 +260,9 @@ class _Run:
                 )
             )
 
-    # -- one small object ---------------------------------------------------------------------
-    def _small(self, entry: Entry) -> None:
-        for attempt in range(VERIFY_ATTEMPTS):
-            try:
-                fd, tmp = self.target.create_temp(entry.path)
-            except UnsafePath as exc:
-                self._refuse(entry, str(exc))
-                return
-            sink = _Sink(fd, entry.obj.published, self)
-            try:
-                self.store.read(self.source.bucket, entry.obj, write=sink.write, on_open=sink.open)
-            except BaseException:
-                os.close(fd)
-                self.target.discard(tmp)
-                self._count_bytes(-sink.written)
-                raise
-            os.close(fd)
-            if sink.matches():
-                self._publish(entry, tmp, sink.expected)
-                return
-            self.target.discard(tmp)
-            self._count_bytes(-sink.written)
-            if attempt == VERIFY_ATTEMPTS - 1 and sink.expected is not None:
-                raise _mismatch(self.source, entry, sink.expected)
-
     def _count_bytes(self, n: int) -> None:
         with self.lock:
             self.bytes_done += n
-
-    # -- one part of a large object -----------------------------------------------------------
-    def _part(self, large: _Large, offset: int, length: int) -> None:
-        with large.lock:
-            if large.failed:
-                return
-            if large.fd < 0:
-                try:
-                    large.fd, large.tmp = self.target.create_temp(large.entry.path)
-                    os.ftruncate(large.fd, large.entry.obj.size)
-                except UnsafePath as exc:
-                    large.failed = True
-                    self._refuse(large.entry, str(exc))
-                    return
-        try:
-            self.store.read_into(
-                self.source.bucket,
-                large.entry.obj,
-                offset=offset,
-                length=length,
-                fd=large.fd,
-                moved=self._count_bytes,
-            )
-        except BaseException:
-            with large.lock:
-                if not large.failed:
-                    large.failed = True
-                    os.close(large.fd)
-                    self.target.discard(large.tmp) if large.tmp else None
-            raise
-        with large.lock:
-            large.parts_left -= 1
-            last = large.parts_left == 0
-        if last:
-            self._finish_large(large)
-
-    def _finish_large(self, large: _Large) -> None:
-        entry = large.entry
-        assert large.tmp is not None
-        expected = checksums.choose(
-            (*entry.obj.published, *self.store.stat_checksums(self.source.bucket, entry.obj))
-        )
-        try:
-            if expected is not None:
-                got = checksums.digest_of(expected.algorithm, _read_back(large.fd, entry.obj.size))
-                if got != expected.digest:
-                    self.target.discard(large.tmp)
-                    raise _mismatch(self.source, entry, expected)
-        finally:
-            os.close(large.fd)
-        self._publish(entry, large.tmp, expected)
 
     # -- shared ends ---------------------------------------------------------------------------
     def _publish(self, entry: Entry, tmp: Path, expected: Expected | None) -> None:
@@ -386,50 +304,3 @@ class _Run:
                 durable=self.options.durable,
             )
         self.report.refused.sort()
-
-
-class _Sink:
-    """Writes a streamed object to its file while hashing it with the checksum the store published."""
-
-    def __init__(self, fd: int, published: tuple[Expected, ...], run: _Run) -> None:
-        self.fd, self.published, self.run = fd, published, run
-        self.expected: Expected | None = None
-        self.hasher: checksums.Hasher | None = None
-        self.written = 0
-
-    def open(self, carried: tuple[Expected, ...]) -> None:
-        self.expected = checksums.choose((*self.published, *carried))
-        self.hasher = checksums.hasher(self.expected.algorithm) if self.expected else None
-
-    def write(self, chunk: bytes) -> None:
-        _write_all(self.fd, chunk)
-        if self.hasher is not None:
-            self.hasher.update(chunk)
-        self.written += len(chunk)
-        self.run._count_bytes(len(chunk))
-
-    def matches(self) -> bool:
-        return self.expected is None or self.hasher is None or self.hasher.digest() == self.expected.digest
-
-
-def _write_all(fd: int, chunk: bytes) -> None:
-    view = memoryview(chunk)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read_back(fd: int, size: int, chunk: int = 8 * MiB) -> Iterator[bytes]:
-    offset = 0
-    while offset < size:
-        data = os.pread(fd, min(chunk, size - offset), offset)
-        if not data:
-            return
-        offset += len(data)
-        yield data
-
-
-def _mismatch(source: Source, entry: Entry, expected: Expected) -> ChecksumMismatch:
-    return ChecksumMismatch(
-        f"{source.scheme}://{source.bucket}/{entry.obj.key}: {expected.algorithm} of the downloaded bytes "
-        f"differs from the store's after {VERIFY_ATTEMPTS} attempts"
-    )

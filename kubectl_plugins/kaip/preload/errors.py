@@ -1,7 +1,9 @@
-"""Errors of the data loader; each ``reason`` is usable as the ``DataLoaded`` condition's reason.
+"""Errors of the data loader, and the ``DataLoaded`` reason each one puts on the PVC.
 
-The object-store ones are defined in :mod:`kaip.storage.errors` (the layer below) and re-exported
-here, so a caller of the copier needs this module only.
+The object-store ones are defined in :mod:`kaip.storage.errors` (the layer below, which knows
+nothing of preload) and re-exported here, so a caller of the copier needs this module only;
+:func:`condition_reason` maps any of them to the condition's reason (names in
+:mod:`kaip.resources.preload`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kaip.errors import ExitCode
+from kaip.resources import preload as names
 from kaip.storage.errors import (
     AccessDenied,
     BadAnswer,
@@ -52,6 +55,20 @@ class UnsafeKeys(StorageError):
         return cls(f"{len(refused)} object key(s) refused: {sample}{more}", refused=refused)
 
 
+def condition_reason(exc: BaseException) -> str:
+    """The ``DataLoaded`` reason for a load that ended with ``exc``.
+
+    A source that is no ``s3://``/``gs://`` location is ``InvalidSource``; an object-store or loader
+    error keeps its own reason (``SourceNotFound``, ``AccessDenied``, ``UnsafeKeys``…); anything
+    else is ``LoadFailed``.
+    """
+    if isinstance(exc, InvalidSource):
+        return names.REASON_INVALID
+    if isinstance(exc, StorageError):
+        return exc.reason
+    return names.REASON_FAILED
+
+
 __all__ = [
     "AccessDenied",
     "BadAnswer",
@@ -65,4 +82,5 @@ __all__ = [
     "Throttled",
     "TransferFailed",
     "UnsafeKeys",
+    "condition_reason",
 ]

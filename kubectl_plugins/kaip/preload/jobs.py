@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kaip.kube.objects import name_of, namespace_of, uid_of
 from kaip.preload.contract import LoadRequest
 from kaip.resources import credentials as cr
 from kaip.resources import preload as names
@@ -87,12 +88,11 @@ def labels(pvc_name: str) -> dict[str, str]:
 
 
 def owner_reference(pvc: Mapping[str, Any]) -> dict[str, Any]:
-    meta = pvc.get("metadata") or {}
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "name": meta["name"],
-        "uid": meta["uid"],
+        "name": name_of(pvc),
+        "uid": uid_of(pvc),
         "controller": True,
     }
 
@@ -157,8 +157,7 @@ def loader_args(pvc_name: str, request: LoadRequest, *, config: LoaderConfig) ->
 
 def loader_job(pvc: Mapping[str, Any], request: LoadRequest, *, config: LoaderConfig) -> dict[str, Any]:
     """The Job that fills ``pvc`` as ``request`` asks."""
-    meta = pvc.get("metadata") or {}
-    pvc_name = str(meta["name"])
+    pvc_name = name_of(pvc)
     name = job_name(pvc_name, request)
     env, volumes, mounts = _credential_env(request)
     pod_labels = labels(pvc_name)
@@ -193,7 +192,7 @@ def loader_job(pvc: Mapping[str, Any], request: LoadRequest, *, config: LoaderCo
         "kind": "Job",
         "metadata": {
             "name": name,
-            "namespace": meta.get("namespace"),
+            "namespace": namespace_of(pvc) or None,
             "labels": dict(pod_labels),
             "annotations": {names.ANNOTATION_SOURCE: request.source.url},
             "ownerReferences": [owner_reference(pvc)],
@@ -257,8 +256,7 @@ def service_account() -> dict[str, Any]:
 
 def loader_access(pvc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(Role, RoleBinding): the loaders of this namespace may get and patch this one PVC's status."""
-    meta = pvc.get("metadata") or {}
-    pvc_name = str(meta["name"])
+    pvc_name = name_of(pvc)
     name = access_name(pvc_name)
     common = {
         "name": name,
@@ -283,6 +281,8 @@ def loader_access(pvc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
         "kind": "RoleBinding",
         "metadata": dict(common),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": meta.get("namespace")}],
+        "subjects": [
+            {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace_of(pvc) or None}
+        ],
     }
     return role, binding

@@ -7,8 +7,8 @@ What is decided here, from plain data to plain data, without a network:
 * :mod:`~kaip.remediation.matching`: which rule a node's conditions match, and for how long;
 * :mod:`~kaip.remediation.budget`: NodeDisruptionBudget arithmetic and admission;
 * :mod:`~kaip.remediation.breaker`: the cluster-wide circuit breaker's window;
-* :mod:`~kaip.remediation.machine`: the per-node step machine (cordon, drain, operations, verify,
-  escalate, retry with backoff, hand back) returning the new status and the actions to take;
+* :mod:`~kaip.remediation.state`: a node's status and the actions the step machine returns (the
+  machine itself, only run by the controller, is :mod:`kaip_incluster.remediation.machine`);
 * :mod:`~kaip.remediation.jobs`: the Job pinned to the node for an operation;
 * :mod:`~kaip.remediation.views`: tables of remediations and their history.
 

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from kaip.kube.objects import annotations_of, conditions_of, labels_of, spec_of
 from kaip.remediation.spec import Operation, Rule
 from kaip.resources import nodes as node_names
 from kaip.resources import remediation as names
@@ -49,8 +50,7 @@ def tolerations() -> list[dict[str, str]]:
 
 
 def _pod_spec(op: Operation, node: str) -> dict[str, Any]:
-    template: Mapping[str, Any] = op.template or {}
-    spec: dict[str, Any] = copy.deepcopy(dict(template.get("spec") or {}))
+    spec: dict[str, Any] = copy.deepcopy(dict(spec_of(op.template)))
     if op.type == names.OPERATION_REBOOT:
         spec["hostPID"] = True
         spec["containers"] = [
@@ -87,10 +87,9 @@ def build(*, name: str, namespace: str, node: str, rule: Rule, index: int) -> di
         names.LABEL_NODE: label_value(node),
         names.LABEL_RULE: label_value(rule.name),
     }
-    meta = dict((op.template or {}).get("metadata") or {})
-    pod_labels = {**(meta.get("labels") or {}), **labels}
+    pod_labels = {**labels_of(op.template), **labels}
     annotations = {
-        **(meta.get("annotations") or {}),
+        **annotations_of(op.template),
         f"{names.GROUP}/node": node,
         f"{names.GROUP}/operation": op.name,
     }
@@ -114,7 +113,7 @@ def state(job: Mapping[str, Any] | None) -> str:
     """``Succeeded``, ``Failed`` or ``Running`` from a Job's conditions (``Missing`` for none)."""
     if job is None:
         return "Missing"
-    for cond in (job.get("status") or {}).get("conditions") or ():
+    for cond in conditions_of(job):
         if cond.get("status") != "True":
             continue
         if cond.get("type") == "Complete":

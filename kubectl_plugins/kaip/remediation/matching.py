@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kaip.kube.objects import conditions_of, labels_of, name_of, spec_of
 from kaip.remediation.spec import ConditionMatch, Rule
 from kaip.resources import nodes as node_names
 from kaip.resources import timestamps
@@ -38,19 +39,15 @@ class NodeFacts:
 
 
 def node_facts(node: Mapping[str, Any]) -> NodeFacts:
-    meta = node.get("metadata") or {}
-    spec = node.get("spec") or {}
+    spec = spec_of(node)
+    conditions = conditions_of(node)
     conds = {
-        str(c.get("type")): (str(c.get("status")), str(c.get("lastTransitionTime") or ""))
-        for c in (node.get("status") or {}).get("conditions") or ()
+        str(c.get("type")): (str(c.get("status")), str(c.get("lastTransitionTime") or "")) for c in conditions
     }
-    labels = dict(meta.get("labels") or {})
-    messages = {
-        str(c.get("type")): str(c.get("message") or "")
-        for c in (node.get("status") or {}).get("conditions") or ()
-    }
+    labels = dict(labels_of(node))
+    messages = {str(c.get("type")): str(c.get("message") or "") for c in conditions}
     return NodeFacts(
-        name=str(meta.get("name")),
+        name=name_of(node),
         labels=labels,
         unschedulable=bool(spec.get("unschedulable")),
         taints=tuple(str(t.get("key")) for t in spec.get("taints") or ()),

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from kaip.errors import KaipError
+from kaip.kube.objects import name_of, spec_of
 from kaip.resources import remediation as names
 
 
@@ -142,8 +143,8 @@ class Rule:
 
 
 def parse_rule(obj: Mapping[str, Any]) -> Rule:
-    name = str(obj["metadata"]["name"])
-    spec = obj.get("spec") or {}
+    name = name_of(obj)
+    spec = spec_of(obj)
     where = f"RemediationRule {name}"
     conditions = tuple(
         ConditionMatch(
@@ -178,7 +179,7 @@ def parse_rule(obj: Mapping[str, Any]) -> Rule:
 def _operation(raw: Mapping[str, Any], *, where: str) -> Operation:
     kind = str(raw.get("type") or names.OPERATION_JOB)
     template = raw.get("template") or {}
-    if kind == names.OPERATION_JOB and not (template.get("spec") or {}).get("containers"):
+    if kind == names.OPERATION_JOB and not spec_of(template).get("containers"):
         raise SpecInvalid(f"{where}: a Job operation needs template.spec.containers")
     if kind not in (names.OPERATION_JOB, names.OPERATION_REBOOT):
         raise SpecInvalid(f'{where}: type "{kind}" is not Job or Reboot')
@@ -199,8 +200,8 @@ class Budget:
 
 
 def parse_budget(obj: Mapping[str, Any]) -> Budget:
-    name = str(obj["metadata"]["name"])
-    spec = obj.get("spec") or {}
+    name = name_of(obj)
+    spec = spec_of(obj)
     return Budget(
         name,
         Selector.parse(spec.get("selector")),
@@ -231,7 +232,7 @@ class Config:
 
 
 def parse_config(obj: Mapping[str, Any] | None, *, default_unknown: Sequence[str] = ()) -> Config:
-    spec = (obj or {}).get("spec") or {}
+    spec = spec_of(obj)
     breaker = spec.get("circuitBreaker") or {}
     notifier = spec.get("notifier") or {}
     gh = notifier.get("github")

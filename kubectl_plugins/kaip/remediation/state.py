@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kaip.kube.objects import api_time, name_of, spec_of
 from kaip.remediation.matching import Match, NodeFacts
 from kaip.remediation.spec import Rule
 
@@ -83,9 +84,9 @@ class Request:
 
 
 def read_request(obj: Mapping[str, Any]) -> Request:
-    spec = obj.get("spec") or {}
+    spec = spec_of(obj)
     return Request(
-        node=str(spec.get("nodeName") or (obj.get("metadata") or {}).get("name")),
+        node=str(spec.get("nodeName") or name_of(obj)),
         rule=str(spec.get("rule") or ""),
         manual=bool(spec.get("manual")),
         dry_run=bool(spec.get("dryRun")),
@@ -187,7 +188,7 @@ class Situation:
 
     @property
     def stamp(self) -> str:
-        return self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return api_time(self.now)
 
 
 def job_name(node: str, state: State, operation: int, attempt: int) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from kaip.kube.objects import name_of, status_of
 from kaip.remediation.state import State, read_request
 from kaip.resources import timestamps
 
@@ -15,7 +16,7 @@ HISTORY_HEADERS = ["TIME", "PHASE", "MESSAGE"]
 
 
 def row(obj: Mapping[str, Any], *, now: datetime, wide: bool) -> list[str]:
-    st = State.from_status(obj.get("status"))
+    st = State.from_status(status_of(obj))
     req = read_request(obj)
     step = str(st.operation + 1) if st.job else "-"
     cells = [
@@ -39,10 +40,10 @@ def row(obj: Mapping[str, Any], *, now: datetime, wide: bool) -> list[str]:
 
 
 def rows(objs: Sequence[Mapping[str, Any]], *, now: datetime, wide: bool) -> list[list[str]]:
-    ordered = sorted(objs, key=lambda o: str((o.get("metadata") or {}).get("name")))
+    ordered = sorted(objs, key=name_of)
     return [row(o, now=now, wide=wide) for o in ordered]
 
 
 def history(obj: Mapping[str, Any]) -> list[list[str]]:
-    st = State.from_status(obj.get("status"))
+    st = State.from_status(status_of(obj))
     return [[h.get("time", ""), h.get("phase", ""), h.get("message", "")] for h in st.history]

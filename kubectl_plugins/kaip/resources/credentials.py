@@ -56,6 +56,40 @@ AWS_ENV = (
     ("AWS_ENDPOINT_URL", AWS_ENDPOINT_URL),
 )
 GCP_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+
+
+@dataclass(frozen=True)
+class EnvGroup:
+    """Variables that SDKs read as one setting: the ones kaip injects and the aliases SDKs also read.
+
+    A container that sets any of them (or a variable starting with one of ``prefixes``) has chosen
+    that setting itself, so none of the group is injected: a half-injected group would let an SDK
+    pick the Secret's value over the container's (botocore reads only ``AWS_DEFAULT_REGION``).
+    """
+
+    setting: str
+    injected: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+
+    def covers(self, variable: str) -> bool:
+        named = variable in self.injected or variable in self.aliases
+        return named or any(variable.startswith(prefix) for prefix in self.prefixes)
+
+
+#: The groups of every variable kaip injects. Aliases: ``AWS_SECURITY_TOKEN`` (botocore),
+#: ``AWS_ACCESS_KEY``/``AWS_SECRET_KEY`` (the Java SDK), ``AWS_ENDPOINT_URL_<SERVICE>`` (every SDK
+#: with configurable endpoints: it wins over ``AWS_ENDPOINT_URL`` for its service).
+ENV_GROUPS = (
+    EnvGroup(
+        "credentials",
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+        aliases=("AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY"),
+    ),
+    EnvGroup("region", ("AWS_REGION", "AWS_DEFAULT_REGION")),
+    EnvGroup("endpoint", ("AWS_ENDPOINT_URL",), prefixes=("AWS_ENDPOINT_URL_",)),
+    EnvGroup("key file", (GCP_ENV,)),
+)
 GCP_MOUNT_ROOT = "/var/run/secrets/kaip.dev/gcp"
 
 KIND_AWS = "aws"

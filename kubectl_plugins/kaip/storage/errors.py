@@ -7,7 +7,6 @@ payload is cut short (:func:`kaip.errors.shorten`) before it reaches a message.
 from __future__ import annotations
 
 from kaip.errors import ExitCode, KaipError, UsageError
-from kaip.resources.preload import REASON_INVALID
 
 
 class StorageError(KaipError):
@@ -67,6 +66,6 @@ class BadAnswer(StorageError):
 
 
 class InvalidSource(UsageError):
-    """The source URL (annotation or flag) is not ``s3://bucket/prefix`` or ``gs://bucket/prefix``."""
+    """A location (from a flag or an annotation) is not ``s3://bucket/prefix`` or ``gs://bucket/prefix``."""
 
-    reason = REASON_INVALID
+    reason = "InvalidSource"

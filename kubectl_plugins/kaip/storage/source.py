@@ -1,4 +1,4 @@
-"""The source of a preload: ``s3://bucket/prefix`` or ``gs://bucket/prefix``, parsed once.
+"""An object-store location: ``s3://bucket/prefix`` or ``gs://bucket/prefix``, parsed once.
 
 A prefix is a directory: it is normalised to end in ``/`` so that ``data/a`` never matches
 ``data/ab``. An empty prefix means the whole bucket.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kaip.resources.preload import ANNOTATION_SOURCE
 from kaip.storage.errors import InvalidSource
 
 SCHEMES = ("s3", "gs")
@@ -30,8 +29,9 @@ class Source:
         return self.url
 
 
-def parse_source(url: str, *, field: str = f"annotation {ANNOTATION_SOURCE}") -> Source:
-    """Parse ``url``; :class:`InvalidSource` (a UsageError) names ``field`` and what is wrong."""
+def parse_source(url: str, *, field: str = "source") -> Source:
+    """Parse ``url``; :class:`InvalidSource` (a UsageError) names ``field`` (the flag or annotation
+    the caller read it from) and what is wrong."""
 
     def bad(why: str) -> InvalidSource:
         return InvalidSource(f"{field}: {url!r} is not s3://BUCKET/PREFIX or gs://BUCKET/PREFIX: {why}")

@@ -113,6 +113,24 @@ def pod_like(draw: st.DrawFn) -> Any:
     return pod
 
 
+#: Every field a key file may hold, so that each gets every wrong JSON type.
+KEY_FIELDS = sorted(
+    {*json.loads(KEY), "project_id", "private_key_id", "universe_domain", "audience", "subject_token_type"}
+    | {"token_url", "credential_source", "service_account_impersonation_url"}
+)
+
+
+@st.composite
+def key_files(draw: st.DrawFn) -> str:
+    """The sample key file with fields given any JSON value (a list, a number, null, an object)."""
+    doc: dict[str, Any] = json.loads(KEY)
+    if draw(st.booleans()):
+        doc["type"] = "external_account"
+    for name in draw(st.lists(st.sampled_from(KEY_FIELDS), min_size=1, max_size=3)):
+        doc[name] = draw(json_values)
+    return draw(st.sampled_from(["", "\ufeff"])) + json.dumps(doc)
+
+
 def secret_like() -> st.SearchStrategy[Any]:
     return st.fixed_dictionaries(
         {"type": st.sampled_from(["kaip.dev/aws-credentials", "kaip.dev/gcp-credentials"]) | json_values},
@@ -122,7 +140,7 @@ def secret_like() -> st.SearchStrategy[Any]:
                 st.sampled_from(
                     ["aws_access_key_id", "aws_secret_access_key", "endpoint_url", "key.json", "region"]
                 ),
-                st.text(max_size=60) | json_values,
+                st.text(max_size=60) | json_values | key_files(),
             ),
             "metadata": json_values,
         },
@@ -214,6 +232,8 @@ def test_malformed_reviews_get_4xx_or_an_answer_never_5xx(
             doc = json.loads(answer)
             assert doc["apiVersion"] == "admission.k8s.io/v1" and doc["kind"] == "AdmissionReview"
             assert doc["response"]["uid"] == json.loads(body)["request"]["uid"]
+            # A precise denial for every malformed value: never the answer of an unexpected error.
+            assert "unexpectedly" not in doc["response"].get("status", {}).get("message", "")
         else:
             assert json.loads(answer)["reason"]
 

@@ -151,8 +151,13 @@ def test_a_variable_the_user_sets_is_kept_with_a_warning(
     obj["spec"]["containers"][0]["env"] = [{"name": "AWS_REGION", "value": "on-prem-1"}]
     code, _, err = apply(kubeconfig, namespace, obj)
     assert code == 0, err
-    assert 'Warning: container "main" sets AWS_REGION itself; kept (not taken from Secret "s3")' in err
-    assert env(kube.get(kinds.PODS, "custom")["spec"]["containers"][0])["AWS_REGION"] == "on-prem-1"
+    assert (
+        'Warning: container "main" sets AWS_REGION itself; kept, and AWS_DEFAULT_REGION is not taken from '
+        'Secret "s3" either' in err
+    )
+    variables = env(kube.get(kinds.PODS, "custom")["spec"]["containers"][0])
+    assert variables["AWS_REGION"] == "on-prem-1"
+    assert "AWS_DEFAULT_REGION" not in variables  # else boto3 would use the Secret's region
 
 
 @pytest.mark.parametrize(

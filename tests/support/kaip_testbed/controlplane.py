@@ -76,6 +76,7 @@ class ControlPlane:
         self.ca_path, _ = self.ca.pair().write(self.pki_dir, "ca")
         self.port = free_port()
         self.server_url = f"https://127.0.0.1:{self.port}"
+        self.etcd_url = ""  # set when etcd starts
         self.admin = self.ca.issue("kaip-admin", organizations=("system:masters",), client=True)
         self.kubeconfig = self.write_kubeconfig("admin", cert=self.admin)
 
@@ -112,6 +113,7 @@ class ControlPlane:
     # -- processes -------------------------------------------------------------------------------
     def start(self) -> None:
         etcd_port, peer_port = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
         etcd_dir = self.workdir / "etcd"
         self.servers["etcd"] = Server(
             "etcd",
@@ -299,6 +301,25 @@ class ControlPlane:
             log_dir=self.workdir,
         )
         self.servers[name].wait_ready(lambda: _port_open(port), timeout=60)
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to now (kube-apiserver does so every 5 minutes): a watch from an
+        older resourceVersion is then answered 410 Gone, as on a busy cluster. Returns the revision."""
+        import json
+        import urllib.request
+
+        def call(path: str, body: dict[str, object]) -> dict[str, object]:
+            request = urllib.request.Request(
+                f"{self.etcd_url}/v3/{path}", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                found: dict[str, object] = json.loads(answer.read())
+                return found
+
+        header = call("kv/range", {"key": "AA==", "limit": 1})["header"]
+        revision = int(header["revision"])  # type: ignore[index]
+        call("kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
 
     def stop(self) -> None:
         for name in [n for n in self.servers if n.startswith("kwok-")]:

@@ -10,12 +10,15 @@ trusts it only through the caBundle the server itself puts into the configuratio
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import signal
 import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ MANIFESTS = ROOT / "manifests" / "webhooks"
 NAMESPACE = "kaip-system"
 CONFIGURATIONS = ((VALIDATING, "kaip-credentials-validation"), (MUTATING, "kaip-credentials-injection"))
 POLICY = "kaip-credentials-injected"
+SERVICE_ACCOUNT_POLICY = "kaip-service-account-credentials-injected"
+POLICIES = (POLICY, SERVICE_ACCOUNT_POLICY)
 
 
 def kubectl(
@@ -109,6 +114,28 @@ class Webhook:
     def log(self) -> str:
         return self.server.log_path.read_text(errors="replace")
 
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """The server stops answering (SIGSTOP): the kernel still accepts connections, nothing replies,
+        so the apiserver waits for the webhook's timeout. Resumed and ready again afterwards."""
+        os.killpg(self.server.proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.server.proc.pid, signal.SIGCONT)
+            self.server.wait_ready(lambda: self.get("/readyz")[0] == 200, timeout=60)
+
+    @contextlib.contextmanager
+    def killed(self) -> Iterator[None]:
+        """The server crashes (SIGKILL): connections are refused. Started again afterwards on the same
+        port with the same CA (the CA Secret is kept), and ready before the block's caller goes on."""
+        self.server.kill()
+        try:
+            yield
+        finally:
+            self.server = Server(self.server.name, self.server.argv, log_dir=self.workdir, env=_server_env())
+            self.server.wait_ready(lambda: self.get("/readyz")[0] == 200, timeout=60)
+
 
 def server_argv(port: int, kubeconfig: Path, cert_dir: Path, *extra: str) -> list[str]:
     return [
@@ -126,6 +153,10 @@ def server_argv(port: int, kubeconfig: Path, cert_dir: Path, *extra: str) -> lis
     ]
 
 
+def _server_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
 def deploy(plane: ControlPlane, admin: Kube, workdir: Path) -> Webhook:
     port = free_port()
     url = f"https://127.0.0.1:{port}"
@@ -134,12 +165,11 @@ def deploy(plane: ControlPlane, admin: Kube, workdir: Path) -> Webhook:
     assert done.returncode == 0, done.stderr
     token = service_account_token(admin)
     sa_kubeconfig = plane.write_kubeconfig("kaip-webhook-sa", token=token)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = Server(
         "kaip-webhook",
         server_argv(port, sa_kubeconfig, workdir / "tls", "--self-managed-ca"),
         log_dir=workdir,
-        env=env,
+        env=_server_env(),
     )
 
     def ca_secret() -> bytes:
@@ -180,5 +210,6 @@ def undeploy(admin: Kube, hook: Webhook) -> None:
         "ValidatingAdmissionPolicyBinding",
         namespaced=False,
     )
-    for resource, name in (*CONFIGURATIONS, (bindings, POLICY), (policies, POLICY)):
+    names = [(bindings, name) for name in POLICIES] + [(policies, name) for name in POLICIES]
+    for resource, name in (*CONFIGURATIONS, *names):
         admin.delete(resource, name, ignore_missing=True)

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from kaip.aiplatform import catalog, submit, training
+from kaip.aiplatform import builtin_catalog, catalog, submit, training
 from kaip.aiplatform.manifests import ClusterOptions
 from kaip.errors import OperationFailed, UsageError
 from kaip.resources import kubeflow as kf
 
 PRODUCT = "nvidia.com/gpu.product"
-BUILTIN = catalog.Catalog(catalog.BUILTIN)
+BUILTIN = catalog.Catalog(builtin_catalog.BUILTIN)
 SPEC_KEYS = {"tensorflow": "tfReplicaSpecs", "mpi": "mpiReplicaSpecs", "jax": "jaxReplicaSpecs"}
 PRIMARY = {"mpi": "Launcher", "jax": "Worker"}
 
@@ -92,10 +92,10 @@ def gfd(product: str, **more: str) -> dict[str, str]:
 
 
 # -- accelerators select hardware -------------------------------------------------------------------
-@pytest.mark.parametrize("accelerator", sorted(catalog.BUILTIN["accelerators"]))
+@pytest.mark.parametrize("accelerator", sorted(builtin_catalog.BUILTIN["accelerators"]))
 def test_every_builtin_accelerator_requires_its_gpu_product(accelerator: str) -> None:
     spec = pod(master_accelerator=f"type={accelerator},count=1")
-    products = catalog.BUILTIN["accelerators"][accelerator]["products"]
+    products = builtin_catalog.BUILTIN["accelerators"][accelerator]["products"]
     assert products and all(" " not in p for p in products)  # GFD's form: no spaces
     assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": PRODUCT, "operator": "In", "values": products}]}]
@@ -330,14 +330,14 @@ def test_runtime_image_per_framework_python_and_gpu(
 
 
 def test_default_runtime_serves_every_framework_on_cpu_and_gpu() -> None:
-    default = catalog.BUILTIN["defaultRuntimeVersion"]
+    default = builtin_catalog.BUILTIN["defaultRuntimeVersion"]
     for framework in kf.FRAMEWORKS:
         for gpu in (False, True):
             assert BUILTIN.runtime_image(version=default, framework=framework, python=None, gpu=gpu)
 
 
 def test_every_builtin_image_entry_is_per_python_with_both_variants() -> None:
-    for version, runtime in catalog.BUILTIN["runtimeVersions"].items():
+    for version, runtime in builtin_catalog.BUILTIN["runtimeVersions"].items():
         assert "pythonVersions" not in runtime  # derived from the images now
         for framework, by_python in runtime["images"].items():
             assert framework in kf.FRAMEWORKS
@@ -449,7 +449,7 @@ def test_a_python_without_a_gpu_image_is_refused_for_gpu_replicas() -> None:
 
 def test_the_builtin_catalog_dumps_as_yaml() -> None:
     # `config show` prints it; tuples or other non-YAML values would break that.
-    assert yaml.safe_load(yaml.safe_dump(catalog.BUILTIN)) == catalog.BUILTIN
+    assert yaml.safe_load(yaml.safe_dump(builtin_catalog.BUILTIN)) == builtin_catalog.BUILTIN
 
 
 # -- what the operators' CRDs accept ----------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kaip.aiplatform import catalog, logs
+from kaip.aiplatform import builtin_catalog, catalog, logs
 from kaip.errors import OperationFailed, UsageError
 
 
@@ -35,7 +35,7 @@ accelerators:
 
 
 def test_mig_slices_are_their_own_resources() -> None:
-    cat = catalog.Catalog(catalog.BUILTIN)
+    cat = catalog.Catalog(builtin_catalog.BUILTIN)
     p = cat.placement(
         machine_type="n1-standard-8", accelerator={"type": "nvidia-a100-mig-1g.5gb", "count": 2}
     )
@@ -56,7 +56,7 @@ def test_broken_catalogs_are_reported(text: str, message: str) -> None:
 
 
 def test_empty_configmap_means_builtin() -> None:
-    assert catalog.from_configmap_text(None, where="cm").doc is catalog.BUILTIN
+    assert catalog.from_configmap_text(None, where="cm").doc is builtin_catalog.BUILTIN
 
 
 class Scripted:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaip.aiplatform import failures, jobs, views
+from kaip.aiplatform import failures, jobs, summary, views
 from kaip.aiplatform.failures import LogTail
 
 FAILED_AT = "2026-01-02T03:10:00Z"
@@ -191,7 +191,9 @@ def test_pods_deleted_by_clean_pod_policy_leave_the_condition_and_say_so() -> No
         "or log to show",
     }
     assert view.reason_line() == CONDITION and view.failure is not None
-    assert "Note: the job's Pods are gone (runPolicy.cleanPodPolicy: All)" in views.failure_text(view.failure)
+    assert "Note: the job's Pods are gone (runPolicy.cleanPodPolicy: All)" in summary.failure_text(
+        view.failure
+    )
 
 
 def test_a_job_that_has_not_failed_has_no_failure() -> None:
@@ -211,14 +213,16 @@ def test_describe_shows_the_failed_replicas_and_the_log_tail_or_why_not() -> Non
     pods = [pod("worker", 1, state={"terminated": ended(3, message="ValueError: bad shape")})]
     view = views.view(job(), pods)
     assert view.failure is not None
-    titles = {title: rows for title, _, rows in views.summary_sections(view, jobs.replica_rows(job(), pods))}
+    titles = {
+        title: rows for title, _, rows in summary.summary_sections(view, jobs.replica_rows(job(), pods))
+    }
     assert titles["Replicas"] == [["worker-replica-1", "Failed", "exit 3 (Error): ValueError: bad shape"]]
     assert titles["Failed Replicas"] == [
         ["worker-replica-1", "mnist-worker-1", "tensorflow", "exit 3 (Error)", "ValueError: bad shape"]
     ]
 
     with_logs = view.failure.with_logs(LogTail(lines=("step 10 loss nan", "ValueError: bad shape")))
-    assert views.failure_text(with_logs) == (
+    assert summary.failure_text(with_logs) == (
         "Last 2 log lines of worker-replica-1 (Pod mnist-worker-1, container tensorflow):\n"
         "  step 10 loss nan\n  ValueError: bad shape"
     )
@@ -230,7 +234,7 @@ def test_describe_shows_the_failed_replicas_and_the_log_tail_or_why_not() -> Non
     gone = view.failure.with_logs(
         LogTail(unavailable='Error from server (NotFound): pods "mnist-worker-1" not found')
     )
-    assert views.failure_text(gone) == (
+    assert summary.failure_text(gone) == (
         "Log of worker-replica-1 (Pod mnist-worker-1, container tensorflow): logs not available: "
         'Error from server (NotFound): pods "mnist-worker-1" not found'
     )

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from kaip.aiplatform import katib, packages, submit, training
-from kaip.aiplatform.catalog import BUILTIN, Catalog
+from kaip.aiplatform.builtin_catalog import BUILTIN
+from kaip.aiplatform.catalog import Catalog
 from kaip.aiplatform.manifests import ClusterOptions
 from kaip.cli.app import run
 from kaip.commands.ai_platform import cli

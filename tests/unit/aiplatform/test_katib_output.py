@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaip.aiplatform import views
+from kaip.aiplatform import summary, views
 from kaip.resources import kubeflow as kf
 
 
@@ -133,7 +133,7 @@ def test_summarize_has_the_trials_table_best_first() -> None:
     v = views.view(
         experiment(), [], trials=[trial("t-a", lr="0.1", latest="0.5"), trial("t-b", lr="0.2", latest="0.75")]
     )
-    sections = {title: (headers, rows) for title, headers, rows in views.summary_sections(v, [])}
+    sections = {title: (headers, rows) for title, headers, rows in summary.summary_sections(v, [])}
     assert sections["Training Output Summary"][1] == [["2", "accuracy"]]
     headers, rows = sections["Trials (best first)"]
     assert headers == ["trial_id", "state", "objective_value", "training_step", "hyperparameters"]

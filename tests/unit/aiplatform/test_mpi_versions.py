@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from kaip.aiplatform import submit, training, views
-from kaip.aiplatform.catalog import BUILTIN, Catalog
+from kaip.aiplatform.builtin_catalog import BUILTIN
+from kaip.aiplatform.catalog import Catalog
 from kaip.aiplatform.manifests import ClusterOptions
 from kaip.cli.app import run
 from kaip.commands.ai_platform import cli

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from kaip.aiplatform import submit, training
-from kaip.aiplatform.catalog import BUILTIN, Catalog
+from kaip.aiplatform.builtin_catalog import BUILTIN
+from kaip.aiplatform.catalog import Catalog
 from kaip.aiplatform.manifests import ClusterOptions, parse_data
 from kaip.aiplatform.packages import LocalFile
 from kaip.errors import UsageError

@@ -106,7 +106,11 @@ def test_a_variable_the_container_sets_is_kept_with_a_warning() -> None:
     env = result["spec"]["containers"][0]["env"]
     assert env[0] == {"name": "AWS_REGION", "value": "on-prem-1"}
     assert [e["name"] for e in env].count("AWS_REGION") == 1
-    assert warnings == ['container "main" sets AWS_REGION itself; kept (not taken from Secret "minio")']
+    assert "AWS_DEFAULT_REGION" not in [e["name"] for e in env]  # the region pair: the container's or none
+    assert warnings == [
+        'container "main" sets AWS_REGION itself; kept, and AWS_DEFAULT_REGION is not taken from Secret '
+        '"minio" either (boto3 and the AWS CLI read only AWS_DEFAULT_REGION: set it too)'
+    ]
 
 
 def test_the_patch_only_adds_and_appends_to_existing_lists() -> None:

@@ -79,15 +79,22 @@ def test_pod_mutation_settings() -> None:
     assert {"key": cr.LABEL_OPT_OUT, "operator": "DoesNotExist"} in hook["objectSelector"]["matchExpressions"]
 
 
-@pytest.mark.parametrize("kind", ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"])
-def test_system_namespaces_are_excluded(kind: str) -> None:
-    hook = one(kind)["webhooks"][0]
+def test_pod_mutation_leaves_system_namespaces_alone() -> None:
+    hook = one("MutatingWebhookConfiguration")["webhooks"][0]
     assert hook["timeoutSeconds"] <= 3 and hook["admissionReviewVersions"] == ["v1"]
     excluded = [
         e for e in hook["namespaceSelector"]["matchExpressions"] if e["key"] == "kubernetes.io/metadata.name"
     ]
     assert excluded[0]["operator"] == "NotIn"
     assert {"kube-system", DEFAULT_NAMESPACE} <= set(excluded[0]["values"])
+
+
+def test_credentials_secrets_are_validated_in_every_namespace() -> None:
+    hook = one("ValidatingWebhookConfiguration")["webhooks"][0]
+    assert hook["timeoutSeconds"] <= 3 and hook["admissionReviewVersions"] == ["v1"]
+    assert "namespaceSelector" not in hook and "objectSelector" not in hook
+    # What keeps this from locking anything out: only the two kaip types ever reach the webhook.
+    assert [c["name"] for c in hook["matchConditions"]] == ["kaip-credentials-secrets-only"]
 
 
 def test_deployment_is_highly_available_and_locked_down() -> None:
@@ -115,13 +122,28 @@ def test_the_ca_role_and_the_ca_secret_live_in_kaips_namespace() -> None:
 
 
 def test_policy_names_the_annotations_of_the_product() -> None:
-    policy = one("ValidatingAdmissionPolicy")
+    policy = one("ValidatingAdmissionPolicy", "kaip-credentials-injected")
     text = yaml.safe_dump(policy)
     for name in (cr.ANNOTATION_CREDENTIALS, cr.ANNOTATION_INJECTED, cr.ANNOTATION_SKIP_CONTAINERS):
         assert name in text
-    binding = one("ValidatingAdmissionPolicyBinding")
+    binding = one("ValidatingAdmissionPolicyBinding", "kaip-credentials-injected")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
+
+
+def test_service_account_policy_takes_the_pods_namespace_service_accounts_as_parameters() -> None:
+    policy = one("ValidatingAdmissionPolicy", "kaip-service-account-credentials-injected")
+    assert policy["spec"]["paramKind"] == {"apiVersion": "v1", "kind": "ServiceAccount"}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    text = yaml.safe_dump(policy)
+    assert cr.ANNOTATION_CREDENTIALS in text and cr.ANNOTATION_INJECTED in text
+    binding = one("ValidatingAdmissionPolicyBinding", "kaip-service-account-credentials-injected")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["paramRef"] == {"selector": {}, "parameterNotFoundAction": "Allow"}
+    # Same scope as the mutating webhook: what it never touches, this never refuses.
+    hook = one("MutatingWebhookConfiguration")["webhooks"][0]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == hook["namespaceSelector"]
+    assert binding["spec"]["matchResources"]["objectSelector"] == hook["objectSelector"]
 
 
 @pytest.mark.testbin  # kubectl kustomize, from hack/testbin.sh

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kaip.preload.progress import Progress, eta, format_message, human_bytes, note_of, parse_message
+from kaip.preload.progress import eta, human_bytes
+from kaip.preload.status import Progress, format_message, note_of, parse_message
 
 
 def test_message_round_trips_with_and_without_a_note() -> None:

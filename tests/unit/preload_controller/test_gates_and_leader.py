@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kaip.preload.status import LIMIT, Outcome, parse_outcome
 from kaip_incluster.admission import jsonpatch
 from kaip_incluster.admission.pods import PodContext, mutate_pod
 from kaip_incluster.admission.preload_gate import ClaimState, claim_state, preload_gate
 from kaip_incluster.controller import gates
 from kaip_incluster.leader import LeaseConfig, decide
-from kaip_incluster.loader.outcome import LIMIT, Outcome, parse
 
 GATE = {"name": "kaip.dev/data-preload"}
 
@@ -161,11 +161,11 @@ def test_the_outcome_round_trips_and_stays_under_the_kubelets_limit() -> None:
     outcome = Outcome(reason="UnsafeKeys", message="k" * 10_000, refused=4)
     text = outcome.to_json()
     assert len(text.encode()) <= LIMIT
-    back = parse(text)
+    back = parse_outcome(text)
     assert back is not None and back.reason == "UnsafeKeys" and back.refused == 4
 
 
 def test_a_termination_message_that_is_not_ours_is_ignored() -> None:
-    assert parse("Traceback (most recent call last): ...") is None
-    assert parse(json.dumps(["x"])) is None
-    assert parse("") is None
+    assert parse_outcome("Traceback (most recent call last): ...") is None
+    assert parse_outcome(json.dumps(["x"])) is None
+    assert parse_outcome("") is None

@@ -7,15 +7,15 @@ from pathlib import Path
 
 from kaip.preload.copier import CopyReport
 from kaip.preload.errors import AccessDenied, Throttled
+from kaip.preload.status import parse_outcome
 from kaip_incluster.loader.main import failure_of, main, outcome_of
-from kaip_incluster.loader.outcome import parse
 
 
 def test_a_bad_source_exits_2_with_the_reason_in_the_termination_message(tmp_path: Path) -> None:
     log = tmp_path / "termination-log"
     code = main(["--source=ftp://host/x", f"--target={tmp_path / 'vol'}", f"--termination-log={log}"])
     assert code == 2
-    outcome = parse(log.read_text())
+    outcome = parse_outcome(log.read_text())
     assert outcome is not None and outcome.reason == "InvalidSource" and "ftp" in outcome.message
 
 

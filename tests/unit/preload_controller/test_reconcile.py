@@ -7,7 +7,7 @@ from typing import Any
 
 from kaip.preload import jobs
 from kaip.preload.contract import read_request
-from kaip_incluster.controller.conditions import Condition
+from kaip.preload.status import Condition
 from kaip_incluster.controller.reconcile import (
     CreateJob,
     DeleteJob,

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from kaip.remediation import machine, matching, spec
+from kaip.remediation import matching, spec
 from kaip.remediation import state as acts
 from kaip.remediation.state import Situation, State
 from kaip.resources import remediation as names
+from kaip_incluster.remediation import machine
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 SINCE = "2026-11-22T07:50:00Z"

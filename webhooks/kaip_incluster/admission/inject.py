@@ -3,8 +3,11 @@
 AWS credentials become environment variables from ``secretKeyRef``; GCP credentials a read-only
 Secret volume and ``GOOGLE_APPLICATION_CREDENTIALS`` pointing into it. Every init container, native
 sidecar and container gets them unless listed in ``kaip.dev/skip-containers``. A variable the
-container already sets is kept, with a warning. Names are deterministic and the mutator returns no
-operations on its own output, so re-invocation changes nothing.
+container already sets is kept, with a warning, and so are the variables SDKs read as the same
+setting (``AWS_REGION`` and ``AWS_DEFAULT_REGION``, the credential triple, the endpoints): none of
+such a group is injected then (:data:`kaip.resources.credentials.ENV_GROUPS`). Names are
+deterministic and the mutator returns no operations on its own output, so re-invocation changes
+nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kaip.kube.objects import annotations_of, spec_of
 from kaip.resources import credentials as cr
 from kaip_incluster.admission import jsonpatch
 from kaip_incluster.admission.errors import Refused
@@ -22,15 +26,15 @@ from kaip_incluster.admission.pods import (
     PodContext,
     SecretInfo,
     ServiceAccountInfo,
-    annotations_of,
     containers,
     list_of,
-    spec_of,
 )
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _MAX_NAME = 253
 _KIND_LABEL = {cr.KIND_AWS: "AWS", cr.KIND_GCP: "GCP"}
+#: What a user should know when part of a group is left to the container (see :data:`cr.ENV_GROUPS`).
+_HINTS = {"AWS_DEFAULT_REGION": "boto3 and the AWS CLI read only AWS_DEFAULT_REGION: set it too"}
 
 
 def names_on_pod(pod: Mapping[str, Any]) -> bool:
@@ -134,6 +138,40 @@ def _same_env(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     return bool(theirs.get("name") == mine["name"] and theirs.get("key") == mine["key"])
 
 
+def _kept(container: str, own: list[str], spared: list[str], secret: str) -> str:
+    """The warning for a group of variables the container sets itself (some or all of them)."""
+    text = f'container "{container}" sets {", ".join(own)} itself; kept'
+    if not spared:
+        return f'{text} (not taken from Secret "{secret}")'
+    verb = "is" if len(spared) == 1 else "are"
+    text = f'{text}, and {", ".join(spared)} {verb} not taken from Secret "{secret}" either'
+    hints = [_HINTS[name] for name in spared if name in _HINTS]
+    return f"{text} ({'; '.join(hints)})" if hints else f"{text}, so that SDKs read one value"
+
+
+def _env_ops(
+    ref: ContainerRef, current: dict[str, Any], env: dict[str, Any], info: SecretInfo
+) -> tuple[list[jsonpatch.Op], list[str]]:
+    """Per group of variables SDKs read as one setting: all of it injected, or none of it."""
+    ops: list[jsonpatch.Op] = []
+    warnings: list[str] = []
+    entries = _env_entries(info)
+    for group in cr.ENV_GROUPS:
+        wanted = {e["name"]: e for e in entries if e["name"] in group.injected}
+        if not wanted:
+            continue
+        own = [n for n, e in env.items() if group.covers(n) and not (n in wanted and _same_env(e, wanted[n]))]
+        if own:
+            spared = [n for n in wanted if n not in own]
+            warnings.append(_kept(ref.name, own, spared, info.name))
+            continue
+        for name, entry in wanted.items():
+            if name not in env:
+                ops.append(jsonpatch.append(current, ref.path, "env", entry))
+                env[name] = entry
+    return ops, warnings
+
+
 def _container_ops(ref: ContainerRef, found: list[SecretInfo]) -> tuple[list[jsonpatch.Op], list[str]]:
     ops: list[jsonpatch.Op] = []
     warnings: list[str] = []
@@ -150,15 +188,15 @@ def _container_ops(ref: ContainerRef, found: list[SecretInfo]) -> tuple[list[jso
                 mount = {"name": volume, "mountPath": path, "readOnly": True}
                 ops.append(jsonpatch.append(current, ref.path, "volumeMounts", mount))
                 mounts.append(mount)
-        for entry in _env_entries(info):
-            existing = env.get(entry["name"])
-            if existing is None:
-                ops.append(jsonpatch.append(current, ref.path, "env", entry))
-                env[entry["name"]] = entry
-            elif not _same_env(existing, entry):
-                warnings.append(
-                    f'container "{ref.name}" sets {entry["name"]} itself; kept (not taken from Secret "{info.name}")'
-                )
+        more, notes = _env_ops(ref, current, env, info)
+        ops.extend(more)
+        warnings.extend(notes)
+    if ops and list_of(current.get("envFrom")):
+        # Kubernetes lets env win over envFrom, and what envFrom holds is not in the review.
+        warnings.append(
+            f'container "{ref.name}" has envFrom, which kaip cannot see into: a variable there named '
+            "like an injected one is overridden; set it in env to keep it"
+        )
     return ops, warnings
 
 

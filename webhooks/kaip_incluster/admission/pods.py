@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaip.kube.objects import spec_of
 from kaip_incluster.admission import jsonpatch
 from kaip_incluster.admission.errors import Refused
 from kaip_incluster.admission.review import Verdict
@@ -78,11 +79,6 @@ class ContainerRef:
         return str(self.container.get("name") or "")
 
 
-def spec_of(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = pod.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
 def list_of(value: Any) -> list[Any]:
     """``value`` if it is a list, else an empty one (the apiserver sends typed objects; be safe anyway)."""
     return value if isinstance(value, list) else []
@@ -95,12 +91,6 @@ def containers(pod: Mapping[str, Any]) -> Iterator[ContainerRef]:
         for index, item in enumerate(list_of(spec.get(key))):
             if isinstance(item, dict):
                 yield ContainerRef(f"/spec/{key}/{index}", item)
-
-
-def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    found = meta.get("annotations") if isinstance(meta, dict) else None
-    return found if isinstance(found, dict) else {}
 
 
 def mutate_pod(pod: Mapping[str, Any], context: PodContext, *, mutators: Sequence[Mutator]) -> Verdict:

@@ -18,6 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kaip.kube.objects import labels_of, spec_of
+from kaip.preload.contract import is_preload
+from kaip.preload.status import is_loaded
 from kaip.resources import preload as names
 from kaip_incluster.admission import jsonpatch
 from kaip_incluster.admission.pods import Mutation, Mutator, PodContext
@@ -37,12 +40,7 @@ ClaimLookup = Callable[[str, str], ClaimState | None]
 
 def claim_state(pvc: Mapping[str, Any]) -> ClaimState:
     """A PVC object reduced to what the gate needs (for the server's watch cache)."""
-    annotations = (pvc.get("metadata") or {}).get("annotations") or {}
-    loaded = any(
-        isinstance(c, dict) and c.get("type") == names.CONDITION_LOADED and c.get("status") == "True"
-        for c in (pvc.get("status") or {}).get("conditions") or ()
-    )
-    return ClaimState(preload=names.ANNOTATION_SOURCE in annotations, loaded=loaded)
+    return ClaimState(preload=is_preload(pvc), loaded=is_loaded(pvc))
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -56,7 +54,7 @@ def _list(value: Any) -> list[Any]:
 
 def _claims(pod: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
-    for volume in _list(_map(pod.get("spec")).get("volumes")):
+    for volume in _list(spec_of(pod).get("volumes")):
         claim = _map(_map(volume).get("persistentVolumeClaim")).get("claimName")
         if isinstance(claim, str) and claim and claim not in found:
             found.append(claim)
@@ -64,13 +62,12 @@ def _claims(pod: Mapping[str, Any]) -> list[str]:
 
 
 def _gated(pod: Mapping[str, Any]) -> bool:
-    gates = _list(_map(pod.get("spec")).get("schedulingGates"))
+    gates = _list(spec_of(pod).get("schedulingGates"))
     return any(_map(g).get("name") == names.SCHEDULING_GATE for g in gates)
 
 
 def _is_loader(pod: Mapping[str, Any]) -> bool:
-    labels = _map(_map(pod.get("metadata")).get("labels"))
-    return labels.get(names.LABEL_COMPONENT) == names.COMPONENT_LOADER
+    return labels_of(pod).get(names.LABEL_COMPONENT) == names.COMPONENT_LOADER
 
 
 def waiting_claims(pod: Mapping[str, Any], *, namespace: str, lookup: ClaimLookup) -> list[str]:
@@ -84,7 +81,7 @@ def waiting_claims(pod: Mapping[str, Any], *, namespace: str, lookup: ClaimLooku
 
 
 def gate_pod(pod: Mapping[str, Any], *, namespace: str, lookup: ClaimLookup) -> Mutation:
-    if _is_loader(pod) or _gated(pod) or _map(pod.get("spec")).get("nodeName"):
+    if _is_loader(pod) or _gated(pod) or spec_of(pod).get("nodeName"):
         return Mutation()  # a Pod bound to a node at creation is past the scheduler: a gate is refused
     waiting = waiting_claims(pod, namespace=namespace, lookup=lookup)
     if not waiting:

@@ -25,6 +25,7 @@ _ID_CHARS = re.compile(r"^[A-Za-z0-9_]+$")
 _AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _AWS_SECRET_LENGTH = 40
 _ID_MAX = 128
+_UTF8_BOM = b"\xef\xbb\xbf"
 #: Spellings users try for the keys we expect (case-insensitive match, the environment names).
 _ALIASES = {
     "aws_access_key_id": cr.AWS_ACCESS_KEY_ID,
@@ -71,10 +72,14 @@ def secret_values(secret: Mapping[str, Any], findings: Findings) -> dict[str, by
         except (binascii.Error, ValueError):
             findings.problems.append(f'key "{key}": the value is not valid base64')
     string_data = secret.get("stringData") or {}
-    if isinstance(string_data, dict):
-        for key, text in string_data.items():
-            if isinstance(text, str):
-                values[str(key)] = text.encode()
+    if not isinstance(string_data, dict):
+        findings.problems.append("stringData must be a map of keys to strings")
+        string_data = {}
+    for key, text in string_data.items():
+        if isinstance(text, str):
+            values[str(key)] = text.encode()
+        else:
+            findings.problems.append(f'key "{key}" in stringData: the value must be a string')
     return values
 
 
@@ -89,6 +94,8 @@ def key_names(secret: Mapping[str, Any]) -> list[str]:
 
 
 def _printable_problem(key: str, raw: bytes) -> str | None:
+    if raw.startswith(_UTF8_BOM):
+        return f'key "{key}": starts with a UTF-8 byte order mark (BOM); save the value without it'
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
@@ -114,9 +121,12 @@ def _unknown_keys(values: Mapping[str, bytes], known: tuple[str, ...], findings:
 
 
 def _endpoint(raw: bytes, findings: Findings) -> None:
-    text = raw.decode("ascii")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(raw.decode("ascii"))
+        host = parts.hostname
+    except ValueError:  # an unbalanced [ of an IPv6 address, and the like
+        host = None
+    if not host or parts.scheme not in ("http", "https"):
         findings.problems.append(
             f'key "{cr.AWS_ENDPOINT_URL}": must be an http(s) URL such as https://host:9000'
         )

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kaip.kube.objects import spec_of
 from kaip.preload.contract import is_preload
+from kaip.preload.status import FALSE, TRUE, current
 from kaip.resources import preload as names
-from kaip_incluster.controller.conditions import FALSE, TRUE, current
 
 REASON_WAITING = "WaitingForData"
 REASON_WILL_NOT_START = "DataLoadFailed"
@@ -31,7 +32,7 @@ class GateDecision:
 def claim_names(pod: Mapping[str, Any]) -> list[str]:
     """Names of the PVCs the Pod mounts, in order, without repeats."""
     found: list[str] = []
-    for volume in (pod.get("spec") or {}).get("volumes") or ():
+    for volume in spec_of(pod).get("volumes") or ():
         claim = (
             (volume.get("persistentVolumeClaim") or {}).get("claimName") if isinstance(volume, dict) else None
         )
@@ -41,7 +42,7 @@ def claim_names(pod: Mapping[str, Any]) -> list[str]:
 
 
 def gate_index(pod: Mapping[str, Any]) -> int | None:
-    for index, gate in enumerate((pod.get("spec") or {}).get("schedulingGates") or ()):
+    for index, gate in enumerate(spec_of(pod).get("schedulingGates") or ()):
         if isinstance(gate, dict) and gate.get("name") == names.SCHEDULING_GATE:
             return index
     return None

@@ -21,17 +21,26 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from kaip.errors import KaipError, shorten
+from kaip.kube import events, watching
+from kaip.kube.objects import (
+    api_time,
+    key_of,
+    labels_of,
+    owner_of,
+    owners_of,
+    uid_of,
+    version_of,
+)
 from kaip.preload import jobs
+from kaip.preload.contract import is_preload
+from kaip.preload.status import status_patch
 from kaip.resources import kinds
 from kaip.resources import preload as names
 from kaip.resources.kinds import Resource
 from kaip_incluster.controller import gates
-from kaip_incluster.controller.conditions import status_patch
-from kaip_incluster.controller.events import event
 from kaip_incluster.controller.reconcile import (
     Action,
     CreateJob,
@@ -55,14 +64,13 @@ ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
 _BY_KIND = {"ServiceAccount": kinds.SERVICEACCOUNTS, "Role": ROLES, "RoleBinding": ROLEBINDINGS}
 FIELD_MANAGER = "kaip-data-loader"
+COMPONENT = "kaip-data-loader"  # the Events' source
+#: A watch that fails (not a 410) lists again after 0.5 s, doubling to 30 s while it keeps failing.
+_WATCH_BACKOFF = watching.Backoff(base=0.5, cap=30.0)
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 #: Sightings that are not news: the list of a (re)started watch, the periodic resync. They run a key
 #: held by its back-off only when its resourceVersion moved; a watch event always runs it.
 _RESYNC = frozenset({"LISTED", "RESYNC"})
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -110,34 +118,14 @@ class Controller:
         selector: str | None = None,
         on_listed: Callable[[], None] | None = None,
     ) -> None:
-        from kaip.kube.errors import ApiError
-
-        while not stop.is_set():
-            try:
-                listing = self.kube.list(resource, label_selector=selector, **self._scope())
-                for item in listing.get("items") or ():
-                    handle("LISTED", item)
+        for kind, obj in watching.list_watch(
+            self.kube, resource, label_selector=selector, backoff=_WATCH_BACKOFF, stop=stop, **self._scope()
+        ):
+            if kind == watching.SYNCED:
                 if on_listed is not None:
                     on_listed()
-                version = (listing.get("metadata") or {}).get("resourceVersion")
-                while not stop.is_set():
-                    for kind, obj in self.kube.watch(
-                        resource,
-                        label_selector=selector,
-                        resource_version=version,
-                        timeout_seconds=240,
-                        **self._scope(),
-                    ):
-                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                        if kind != "BOOKMARK":
-                            handle(kind, obj)
-            except ApiError as exc:
-                if exc.status != 410:
-                    log.warning("watch of %s: %s", resource.plural, exc.message)
-                    stop.wait(1.0)
-            except KaipError as exc:
-                log.warning("watch of %s: %s", resource.plural, exc.message)
-                stop.wait(1.0)
+            else:
+                handle(kind, obj)
 
     def _enqueue(self, key: Key, kind: str, *, version: str | None = None) -> None:
         """Queue ``key`` for a sighting of ``kind``: news clears its back-off, a resync respects it."""
@@ -155,9 +143,8 @@ class Controller:
             self._told.pop(key, None)
 
     def _on_pvc(self, kind: str, pvc: Mapping[str, Any]) -> None:
-        meta = pvc.get("metadata") or {}
-        ns, name = str(meta.get("namespace")), str(meta.get("name"))
-        preload = names.ANNOTATION_SOURCE in (meta.get("annotations") or {})
+        ns, name = key_of(pvc)
+        preload = is_preload(pvc)
         with self._lock:
             # A PVC that loses its annotation is looked at once more: its running load is stopped.
             was = (ns, name) in self._preload
@@ -168,26 +155,21 @@ class Controller:
         if kind == "DELETED":
             self._drop(("pvc", ns, name))
         if preload or was:
-            version = meta.get("resourceVersion")
-            self._enqueue(("pvc", ns, name), kind, version=str(version) if version else None)
+            self._enqueue(("pvc", ns, name), kind, version=version_of(pvc) or None)
         with self._lock:
             waiting = [pod for (pns, pod), claims in self._gated.items() if pns == ns and name in claims]
         for pod in waiting:
             self._enqueue(("pod", ns, pod), "RESYNC" if kind in _RESYNC else "MODIFIED")
 
     def _on_loader(self, kind: str, obj: Mapping[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        owner = next(
-            (o for o in meta.get("ownerReferences") or () if o.get("kind") == "PersistentVolumeClaim"), None
-        )
-        pvc = owner["name"] if owner else (meta.get("labels") or {}).get(names.LABEL_PVC)
+        owner = owner_of(obj, "PersistentVolumeClaim")
+        pvc = owner.get("name") if owner else labels_of(obj).get(names.LABEL_PVC)
         if pvc:
-            self._enqueue(("pvc", str(meta.get("namespace")), str(pvc)), kind)
+            self._enqueue(("pvc", key_of(obj)[0], str(pvc)), kind)
 
     def _on_pod(self, kind: str, pod: Mapping[str, Any]) -> None:
-        meta = pod.get("metadata") or {}
-        ns, name = str(meta.get("namespace")), str(meta.get("name"))
-        labels = meta.get("labels") or {}
+        ns, name = key_of(pod)
+        labels = labels_of(pod)
         if labels.get(names.LABEL_COMPONENT) == names.COMPONENT_LOADER and labels.get(names.LABEL_PVC):
             self._enqueue(("pvc", ns, str(labels[names.LABEL_PVC])), kind)
             return
@@ -198,11 +180,10 @@ class Controller:
                 queued = True
             else:
                 self._gated.pop((ns, name), None)
-                self._pod_events.pop(str(meta.get("uid")), None)
+                self._pod_events.pop(uid_of(pod), None)
                 queued = False
         if queued:
-            version = meta.get("resourceVersion")
-            self._enqueue(("pod", ns, name), kind, version=str(version) if version else None)
+            self._enqueue(("pod", ns, name), kind, version=version_of(pod) or None)
         elif was:  # released or gone: its failures are forgotten
             self._drop(("pod", ns, name))
 
@@ -278,8 +259,8 @@ class Controller:
     def _failed(self, key: Key, exc: KaipError) -> None:
         """Requeue ``key`` after its back-off (or hold it until it changes) and say so once."""
         read = self._read
-        version = (read.get("metadata") or {}).get("resourceVersion") if read is not None else None
-        delay = self.backoff.next_delay(key, exc, version=str(version) if version else None)
+        version = version_of(read) if read is not None else None
+        delay = self.backoff.next_delay(key, exc, version=version or None)
         failures = self.backoff.failures(key)
         what = "PVC" if key[0] == "pvc" else "Pod"
         if delay is None:
@@ -314,15 +295,11 @@ class Controller:
         pvc.setdefault("apiVersion", "v1")
         pvc.setdefault("kind", "PersistentVolumeClaim")
         self._read = pvc
-        uid = (pvc.get("metadata") or {}).get("uid")
+        uid = uid_of(pvc)
         loaders = self.kube.list(
             kinds.JOBS, namespace=ns, label_selector=f"{names.LABEL_PVC}={jobs.pvc_label(name)}"
         )
-        owned = [
-            j
-            for j in loaders.get("items") or ()
-            if any(o.get("uid") == uid for o in (j.get("metadata") or {}).get("ownerReferences") or ())
-        ]
+        owned = [j for j in loaders.get("items") or () if any(o.get("uid") == uid for o in owners_of(j))]
         pods: list[dict[str, Any]] = []
         for job in owned:
             found = self.kube.list(
@@ -340,8 +317,7 @@ class Controller:
     def apply(self, pvc: Mapping[str, Any], actions: Iterable[Action]) -> None:
         from kaip.kube.errors import Conflict
 
-        meta = pvc.get("metadata") or {}
-        ns, name = str(meta["namespace"]), str(meta["name"])
+        ns, name = key_of(pvc)
         for action in actions:
             if isinstance(action, EnsureAccess):
                 for obj in action.objects:
@@ -366,7 +342,7 @@ class Controller:
                     preconditions={"uid": action.uid},
                 )
             elif isinstance(action, SetCondition):
-                patch = status_patch(action.condition, now=_now(), transition=action.transition)
+                patch = status_patch(action.condition, now=api_time(), transition=action.transition)
                 self.kube.patch(
                     kinds.PVCS,
                     name,
@@ -383,18 +359,15 @@ class Controller:
                 self._emit(pvc, action.type, action.reason, action.message)
 
     def _emit(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        body = event(
-            obj, type_=type_, reason=reason, message=message, now=_now(), instance=self.settings.identity
+        body = events.build(
+            events.reference(obj),
+            reason=reason,
+            message=message,
+            warning=type_ == events.WARNING,
+            component=COMPONENT,
+            instance=self.settings.identity,
         )
-        try:
-            self.kube.create(
-                kinds.EVENTS,
-                body,
-                namespace=str((obj.get("metadata") or {}).get("namespace")),
-                field_manager=FIELD_MANAGER,
-            )
-        except KaipError as exc:  # an Event is worth a log line, never a failed reconcile
-            log.warning("event %s not recorded: %s", reason, exc.message)
+        events.post(self.kube, body, field_manager=FIELD_MANAGER)
 
     def sync_pod(self, ns: str, name: str) -> None:
         pod = self._get(kinds.PODS, ns, name)
@@ -408,7 +381,7 @@ class Controller:
             return
         claims = {claim: self._get(kinds.PVCS, ns, claim) for claim in gates.claim_names(pod)}
         decision = gates.decide(pod, claims)
-        uid = str(pod["metadata"].get("uid"))
+        uid = uid_of(pod)
         if decision.release:
             self.kube.patch(
                 kinds.PODS,

@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaip.kube.objects import annotations_of, conditions_of, metadata, name_of, status_of, uid_of
 from kaip.preload import jobs
 from kaip.preload.contract import BadAnnotation, LoadRequest, read_request
+from kaip.preload.status import FALSE, TRUE, UNKNOWN, Condition, current, outcome_in
 from kaip.resources import preload as names
-from kaip_incluster.controller.conditions import FALSE, TRUE, UNKNOWN, Condition, current
-from kaip_incluster.loader.outcome import Outcome, parse
 
 RETRY_HINT = "fix the cause, then run `kubectl pvc-preload retry {name}` (it bumps annotation {annotation})"
 
@@ -85,45 +85,18 @@ class _Plan:
         self.current = wanted
 
 
-def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
-
-
-def _uid(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("uid") or "")
-
-
 def job_state(job: Mapping[str, Any]) -> tuple[str, str, str]:
     """(``Complete`` | ``Failed`` | ``Active``, reason, message) from the Job's conditions."""
-    for cond in (job.get("status") or {}).get("conditions") or ():
+    for cond in conditions_of(job):
         if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
             return str(cond["type"]), str(cond.get("reason") or ""), str(cond.get("message") or "")
     return "Active", "", ""
 
 
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for status in (pod.get("status") or {}).get("containerStatuses") or ():
-        if status.get("name") == jobs.CONTAINER:
-            found = (status.get("state") or {}).get("terminated")
-            return found if isinstance(found, dict) else None
-    return None
-
-
-def latest_outcome(pods: Sequence[Mapping[str, Any]], *, succeeded: bool) -> Outcome | None:
-    """The outcome in the termination message of the newest Pod that ended as wanted."""
-    ended = []
-    for pod in pods:
-        term = _terminated(pod)
-        if term is not None and (term.get("exitCode") == 0) == succeeded:
-            ended.append((str(term.get("finishedAt") or ""), parse(str(term.get("message") or ""))))
-    ended.sort(key=lambda pair: pair[0])
-    return ended[-1][1] if ended else None
-
-
 def blocked_start(pods: Sequence[Mapping[str, Any]]) -> str:
     """Why the loader cannot start when its credentials Secret (or one of its keys) is missing."""
     for pod in pods:
-        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+        for status in status_of(pod).get("containerStatuses") or ():
             waiting = (status.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") == "CreateContainerConfigError":
                 return str(waiting.get("message") or "the loader's Secret reference cannot be resolved")
@@ -132,14 +105,13 @@ def blocked_start(pods: Sequence[Mapping[str, Any]]) -> str:
 
 def reconcile(observed: Observed, *, config: jobs.LoaderConfig) -> list[Action]:
     pvc = observed.pvc
-    meta = pvc.get("metadata") or {}
-    if meta.get("deletionTimestamp"):
+    if metadata(pvc).get("deletionTimestamp"):
         return []
     plan = _Plan(current(pvc))
     try:
         request = read_request(pvc)
     except BadAnnotation as exc:
-        plan.actions.extend(DeleteJob(_name(j), _uid(j)) for j in observed.jobs)
+        plan.actions.extend(DeleteJob(name_of(j), uid_of(j)) for j in observed.jobs)
         plan.condition(
             Condition(FALSE, names.REASON_INVALID, exc.message),
             event=Emit("Warning", names.REASON_INVALID, exc.message),
@@ -147,10 +119,10 @@ def reconcile(observed: Observed, *, config: jobs.LoaderConfig) -> list[Action]:
         return plan.actions
     if request is None:
         # The annotation is gone: nothing to load any more; a running load is stopped.
-        return [DeleteJob(_name(j), _uid(j)) for j in observed.jobs]
-    wanted = jobs.job_name(str(meta["name"]), request)
-    job = next((j for j in observed.jobs if _name(j) == wanted), None)
-    plan.actions.extend(DeleteJob(_name(j), _uid(j)) for j in observed.jobs if _name(j) != wanted)
+        return [DeleteJob(name_of(j), uid_of(j)) for j in observed.jobs]
+    wanted = jobs.job_name(name_of(pvc), request)
+    job = next((j for j in observed.jobs if name_of(j) == wanted), None)
+    plan.actions.extend(DeleteJob(name_of(j), uid_of(j)) for j in observed.jobs if name_of(j) != wanted)
     if job is None:
         _start(plan, pvc, request=request, name=wanted, config=config)
     else:
@@ -177,14 +149,16 @@ def _follow(
     plan: _Plan, pvc: Mapping[str, Any], *, job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]
 ) -> None:
     state, reason, message = job_state(job)
-    pvc_name = _name(pvc)
+    pvc_name = name_of(pvc)
     if state == "Complete":
-        outcome = latest_outcome(pods, succeeded=True)
-        text = outcome.message if outcome else f"Job {_name(job)} completed"
-        if outcome is not None and outcome.digest:
-            notes = (pvc.get("metadata") or {}).get("annotations") or {}
-            if notes.get(names.ANNOTATION_LOADED_DIGEST) != outcome.digest:
-                plan.actions.append(RecordDigest(outcome.digest))
+        outcome = outcome_in(pods, container=jobs.CONTAINER, succeeded=True)
+        text = outcome.message if outcome else f"Job {name_of(job)} completed"
+        if (
+            outcome is not None
+            and outcome.digest
+            and annotations_of(pvc).get(names.ANNOTATION_LOADED_DIGEST) != outcome.digest
+        ):
+            plan.actions.append(RecordDigest(outcome.digest))
         plan.condition(
             Condition(TRUE, names.REASON_SUCCEEDED, text),
             event=Emit("Normal", "Loaded", text),
@@ -192,11 +166,11 @@ def _follow(
         return
     hint = RETRY_HINT.format(name=pvc_name, annotation=names.ANNOTATION_RETRY)
     if state == "Failed":
-        outcome = latest_outcome(pods, succeeded=False)
+        outcome = outcome_in(pods, container=jobs.CONTAINER, succeeded=False)
         if outcome is not None:
             why, text = outcome.reason, outcome.message
         else:
-            why, text = names.REASON_FAILED, f"Job {_name(job)} failed ({reason}: {message})"
+            why, text = names.REASON_FAILED, f"Job {name_of(job)} failed ({reason}: {message})"
         full = f"{text}; {hint}"
         plan.condition(Condition(FALSE, why, full), event=Emit("Warning", why, full))
         return
@@ -216,6 +190,6 @@ def _follow(
     ):
         return  # the loader writes its progress into this condition's message
     plan.condition(
-        Condition(UNKNOWN, names.REASON_PENDING, f"waiting for the loader Job {_name(job)} to start"),
-        event=Emit("Normal", "LoadStarted", f"loading with Job {_name(job)}"),
+        Condition(UNKNOWN, names.REASON_PENDING, f"waiting for the loader Job {name_of(job)} to start"),
+        event=Emit("Normal", "LoadStarted", f"loading with Job {name_of(job)}"),
     )

@@ -2,6 +2,6 @@
 
 Rule: a thin shell around :func:`kaip.preload.copier.copy`. It reports progress by patching the
 ``DataLoaded`` condition of its one PVC (the only thing its token may do) and its outcome as a JSON
-termination message (:mod:`kaip_incluster.loader.outcome`) with an exit code the Job's
+termination message (:class:`kaip.preload.status.Outcome`) with an exit code the Job's
 podFailurePolicy understands (:data:`kaip.preload.jobs.EXIT_PERMANENT` fails the Job at once).
 """

@@ -13,20 +13,18 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kaip.errors import KaipError, shorten
+from kaip.kube.objects import api_time
 from kaip.preload import jobs
 from kaip.preload.copier import CopyOptions, CopyReport, copy
-from kaip.preload.errors import InvalidSource, StorageError, UnsafeKeys
-from kaip.preload.progress import Progress, format_message
+from kaip.preload.errors import InvalidSource, UnsafeKeys, condition_reason
+from kaip.preload.status import UNKNOWN, Condition, Outcome, Progress, format_message, status_patch
 from kaip.resources import kinds
 from kaip.resources.preload import REASON_LOADING, REASON_SUCCEEDED
 from kaip.storage.source import parse_source
-from kaip_incluster.controller.conditions import UNKNOWN, Condition, status_patch
-from kaip_incluster.loader.outcome import Outcome
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
@@ -65,8 +63,7 @@ class ProgressReporter:
     def write(self, message: str) -> None:
         if self.kube is None or not self.pvc:
             return
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        patch = status_patch(Condition(UNKNOWN, REASON_LOADING, message), now=stamp, transition=False)
+        patch = status_patch(Condition(UNKNOWN, REASON_LOADING, message), now=api_time(), transition=False)
         try:
             self.kube.patch(
                 kinds.PVCS,
@@ -103,9 +100,10 @@ def outcome_of(report: CopyReport) -> tuple[Outcome, int]:
         message = UnsafeKeys.of(report.refused).message + f"; the other {done} objects are loaded"
     else:
         reason, code = REASON_SUCCEEDED, jobs.EXIT_OK
-        message = (
-            f"{done}/{done} objects, {size}/{size} bytes; {report.objects_copied} copied, "
-            f"{report.objects_reused} already there; verified {report.verification()}"
+        message = format_message(
+            Progress(done, done, size, size),
+            note=f"{report.objects_copied} copied, {report.objects_reused} already there; "
+            f"verified {report.verification()}",
         )
     outcome = Outcome(
         reason=reason,
@@ -121,15 +119,13 @@ def outcome_of(report: CopyReport) -> tuple[Outcome, int]:
 
 
 def failure_of(exc: BaseException) -> tuple[Outcome, int]:
-    if isinstance(exc, StorageError | InvalidSource):
-        code = jobs.EXIT_TEMPORARY if exc.temporary else jobs.EXIT_PERMANENT
-        return Outcome(reason=exc.reason, message=shorten(exc.message, 1000)), code
+    """The outcome and exit code of a failed copy; the reason is :func:`condition_reason`'s."""
     if isinstance(exc, KaipError):
         code = jobs.EXIT_TEMPORARY if exc.temporary else jobs.EXIT_PERMANENT
-        return Outcome(reason="LoadFailed", message=shorten(exc.message, 1000)), code
+        return Outcome(reason=condition_reason(exc), message=shorten(exc.message, 1000)), code
     # Not ours: name the type only; a library's text could hold anything.
     return Outcome(
-        reason="LoadFailed", message=f"unexpected {type(exc).__name__} in the loader"
+        reason=condition_reason(exc), message=f"unexpected {type(exc).__name__} in the loader"
     ), jobs.EXIT_TEMPORARY
 
 
@@ -145,7 +141,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         source = parse_source(args.source, field="--source")
     except InvalidSource as exc:
-        outcome = Outcome(reason=exc.reason, message=exc.message)
+        outcome = Outcome(reason=condition_reason(exc), message=exc.message)
         _write_termination(args.termination_log, outcome)
         print(f"kaip-loader: {exc.message}", file=sys.stderr)
         return jobs.EXIT_USAGE

@@ -8,12 +8,10 @@ someone else added meanwhile.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kaip.errors import shorten
 from kaip.kube.errors import Conflict, NotFound, ServerError
 from kaip.resources import kinds
 from kaip.resources import nodes as node_names
@@ -141,33 +139,3 @@ def run_job(kube: Kube, job: Mapping[str, Any]) -> None:
 
 def delete_job(kube: Kube, namespace: str, name: str) -> None:
     kube.delete(kinds.JOBS, name, namespace=namespace, propagation="Background", ignore_missing=True)
-
-
-def node_event(
-    *, node: str, uid: str, reason: str, message: str, warning: bool, now: str, namespace: str, instance: str
-) -> dict[str, Any]:
-    """A core/v1 Event about a Node, where ``kubectl describe node`` finds it."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{node}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
-        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid},
-        "type": "Warning" if warning else "Normal",
-        "reason": reason,
-        "message": shorten(message, 1000),
-        "source": {"component": names.COMPONENT},
-        "reportingComponent": names.COMPONENT,
-        "reportingInstance": instance,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-
-
-def emit(kube: Kube, event: Mapping[str, Any]) -> None:
-    try:
-        kube.create(
-            kinds.EVENTS, event, namespace=event["metadata"]["namespace"], field_manager=names.COMPONENT
-        )
-    except Exception as exc:
-        log.warning("event %s not recorded: %s", event.get("reason"), shorten(str(exc), 200))

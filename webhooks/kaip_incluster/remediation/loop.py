@@ -1,8 +1,8 @@
 """One round of the controller: read the API state, let the step machine decide per node, act, record.
 
-Each round re-lists Nodes, NodeRemediations, rules, budgets, Jobs and the RemediationConfig from the
-API server: no decision rests on memory of an earlier round, so a new leader (or the same process
-after a crash) continues from exactly what the API holds. Order within a round: first every
+Each round reads the API state afresh (:mod:`.world`): no decision rests on memory of an earlier
+round, so a new leader (or the same process after a crash) continues from exactly what the API
+holds. Order within a round: first every
 node's step (which also asks for budget slots), then slots nobody holds any more are given back,
 then the circuit breaker, then the admissions in detection order, each a compare-and-swap on the
 RemediationConfig.
@@ -25,15 +25,18 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from kaip.errors import KaipError, shorten
+from kaip.kube import events
 from kaip.kube.errors import Conflict, NotFound
-from kaip.remediation import breaker, jobs, machine, matching, spec
+from kaip.kube.objects import api_time, uid_of, version_of
+from kaip.remediation import breaker, jobs, matching
 from kaip.remediation import state as acts
 from kaip.remediation.state import Decision, Situation, State
-from kaip.resources import kinds, timestamps
 from kaip.resources import nodes as node_names
 from kaip.resources import remediation as names
-from kaip_incluster.remediation import actuator, slots
+from kaip.resources import timestamps
+from kaip_incluster.remediation import actuator, machine, slots
 from kaip_incluster.remediation.notify import Notice, Notifier
+from kaip_incluster.remediation.world import World, read_world
 from kaip_incluster.requeue import Backoff, RequeuePolicy
 
 if TYPE_CHECKING:
@@ -50,34 +53,6 @@ class Settings:
     #: Problem conditions reported as "unhandled" when no rule handles them (RemediationConfig may override).
     unknown_conditions: tuple[str, ...] = node_names.SEED_CONDITIONS
     requeue: RequeuePolicy = field(default_factory=RequeuePolicy)  # after a node's step fails
-
-
-def stamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class World:
-    """The API state of one round."""
-
-    now: datetime
-    config: dict[str, Any]
-    cfg: spec.Config
-    rules: dict[str, spec.Rule]
-    budgets: list[spec.Budget]
-    nodes: dict[str, dict[str, Any]]
-    facts: dict[str, matching.NodeFacts]
-    remediations: dict[str, dict[str, Any]]
-    jobs: dict[str, dict[str, Any]]
-    invalid: list[str] = field(default_factory=list)
-
-    @property
-    def holders(self) -> set[str]:
-        return slots.holders_of(self.config)
-
-    @property
-    def breaker(self) -> breaker.Breaker:
-        return breaker.read(self.config.get("status") or {})
 
 
 class Reconciler:
@@ -98,41 +73,11 @@ class Reconciler:
 
     # -- reading -------------------------------------------------------------------------------------
     def read(self) -> World:
-        kube = self.kube
-        config = slots.read_config(kube)
-        cfg = spec.parse_config(config, default_unknown=self.settings.unknown_conditions)
-        rules: dict[str, spec.Rule] = {}
-        invalid: list[str] = []
-        for obj in kube.list_all(names.RULES):
-            try:
-                rule = spec.parse_rule(obj)
-            except (spec.SpecInvalid, KeyError, TypeError, ValueError) as exc:
-                invalid.append(f"{obj['metadata']['name']}: {shorten(str(exc), 200)}")
-                continue
-            rules[rule.name] = rule
-        budgets = []
-        for obj in kube.list_all(names.BUDGETS):
-            try:
-                budgets.append(spec.parse_budget(obj))
-            except spec.SpecInvalid as exc:
-                invalid.append(exc.message)
-        node_objs = {n["metadata"]["name"]: n for n in kube.list_all(kinds.NODES)}
-        jobs_found = kube.list_all(
-            kinds.JOBS,
-            namespace=self.settings.namespace,
-            label_selector=f"{names.LABEL_COMPONENT}={names.COMPONENT_JOB}",
-        )
-        return World(
+        return read_world(
+            self.kube,
+            job_namespace=self.settings.namespace,
+            default_unknown=self.settings.unknown_conditions,
             now=self.clock(),
-            config=config,
-            cfg=cfg,
-            rules=rules,
-            budgets=budgets,
-            nodes=node_objs,
-            facts={name: matching.node_facts(obj) for name, obj in node_objs.items()},
-            remediations={r["metadata"]["name"]: r for r in kube.list_all(names.REMEDIATIONS)},
-            jobs={j["metadata"]["name"]: j for j in jobs_found},
-            invalid=invalid,
         )
 
     # -- one round -----------------------------------------------------------------------------------
@@ -168,10 +113,10 @@ class Reconciler:
         """What a node's step reads, as resourceVersions: a change lets a held node run again."""
         parts = []
         for obj in (world.nodes.get(name), world.remediations.get(name)):
-            parts.append(str(((obj or {}).get("metadata") or {}).get("resourceVersion") or ""))
+            parts.append(version_of(obj))
         job = State.from_status((world.remediations.get(name) or {}).get("status")).job
         found = world.jobs.get(job) if job else None
-        parts.append(str(((found or {}).get("metadata") or {}).get("resourceVersion") or ""))
+        parts.append(version_of(found))
         return "/".join(parts)
 
     def failed(self, world: World, name: str, exc: KaipError, *, version: str) -> None:
@@ -192,8 +137,7 @@ class Reconciler:
         if self._told.get(name) == told:
             return
         self._told[name] = told
-        uid = str(node["metadata"].get("uid") or "")
-        self.event(world, name, uid, notice[0], notice[1], warning=True)
+        self.event(world, name, uid_of(node), notice[0], notice[1], warning=True)
 
     def release_stale(self, world: World) -> None:
         """Slots whose node is gone, or whose NodeRemediation was deleted or has ended, go back."""
@@ -266,7 +210,7 @@ class Reconciler:
     def act(self, world: World, sit: Situation, decision: Decision) -> tuple[bool, str]:
         """Carry the actions out; returns (wants a budget slot, a note for the status message)."""
         kube, node, wants_slot, note = self.kube, sit.node.name, False, ""
-        uid = str(world.nodes[node]["metadata"].get("uid") or "")
+        uid = uid_of(world.nodes[node])
         for action in decision.actions:
             if isinstance(action, acts.Cordon):
                 actuator.cordon(kube, node)
@@ -308,7 +252,7 @@ class Reconciler:
                         rule=decision.state.rule,
                         phase=decision.state.phase,
                         history=tuple(decision.state.history[-10:]),
-                        at=stamp(world.now),
+                        at=api_time(world.now),
                     ),
                 )
         return wants_slot, note
@@ -325,18 +269,26 @@ class Reconciler:
         return msg
 
     def event(self, world: World, node: str, uid: str, reason: str, message: str, *, warning: bool) -> None:
-        actuator.emit(
+        """An Event on the Node, where ``kubectl describe node`` shows it."""
+        involved = {"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}
+        self.post(world, involved, reason, message, warning=warning)
+
+    def post(
+        self, world: World, involved: dict[str, Any], reason: str, message: str, *, warning: bool
+    ) -> None:
+        events.post(
             self.kube,
-            actuator.node_event(
-                node=node,
-                uid=uid,
+            events.build(
+                {k: v for k, v in involved.items() if v},
                 reason=reason,
                 message=message,
                 warning=warning,
-                now=stamp(world.now),
-                namespace=self.settings.event_namespace,
+                component=names.COMPONENT,
                 instance=self.settings.identity,
+                namespace=self.settings.event_namespace,
+                now=api_time(world.now),
             ),
+            field_manager=names.COMPONENT,
         )
 
     # -- recording -----------------------------------------------------------------------------------
@@ -381,7 +333,7 @@ class Reconciler:
             threshold=world.cfg.breaker_threshold,
             window=world.cfg.breaker_window,
             now=world.now,
-            stamp=stamp(world.now),
+            stamp=api_time(world.now),
         )
         if new == current:
             return
@@ -396,30 +348,17 @@ class Reconciler:
             return
         world.config = written
         log.warning("circuit breaker tripped: %s", new.reason)
-        actuator.emit(self.kube, self.config_event(world, names.REASON_BREAKER, new.reason))
-        self.notifier.send(
-            world.cfg,
-            Notice(kind="breaker", node="", condition="", message=new.reason, at=stamp(world.now)),
-        )
-
-    def config_event(self, world: World, reason: str, message: str) -> dict[str, Any]:
-        event = actuator.node_event(
-            node=names.CONFIG_NAME,
-            uid=str(world.config["metadata"].get("uid") or ""),
-            reason=reason,
-            message=message,
-            warning=True,
-            now=stamp(world.now),
-            namespace=self.settings.event_namespace,
-            instance=self.settings.identity,
-        )
-        event["involvedObject"] = {
+        config = {
             "apiVersion": names.CONFIGS.api_version,
             "kind": names.CONFIGS.kind,
             "name": names.CONFIG_NAME,
-            "uid": world.config["metadata"].get("uid"),
+            "uid": uid_of(world.config),
         }
-        return event
+        self.post(world, config, names.REASON_BREAKER, new.reason, warning=True)
+        self.notifier.send(
+            world.cfg,
+            Notice(kind="breaker", node="", condition="", message=new.reason, at=api_time(world.now)),
+        )
 
     def admit(self, world: World, wants: Sequence[tuple[str, str, str]]) -> None:
         if not wants or world.breaker.tripped or world.cfg.paused:
@@ -434,7 +373,7 @@ class Reconciler:
                     world.config,
                     node=node,
                     rule=rule,
-                    stamp=stamp(world.now),
+                    stamp=api_time(world.now),
                     budgets=world.budgets,
                     nodes=facts,
                 )

@@ -1,8 +1,25 @@
-"""``kaip-remediator``: flags, leader election and the round loop of the remediation controller.
+"""``kaip-remediator``: the round loop of the remediation controller in the process shell.
 
-Every replica campaigns for the Lease; only the holder runs rounds. A replica that loses the Lease
-exits (code 1) and is restarted by its Deployment. Since all state is in the API, a replica killed
-at any point (even with SIGKILL) leaves nothing that the next leader cannot continue.
+Every replica campaigns for the Lease (:mod:`kaip_incluster.process`); only the holder runs rounds,
+one every ``--interval`` seconds. A replica that loses the Lease exits (code 1) and is restarted by
+its Deployment. Since all state is in the API, a replica killed at any point (even with SIGKILL)
+leaves nothing that the next leader cannot continue.
+
+A round that fails as a whole (it could not read the API state, or write the breaker) is tried again
+on the shared back-off (:mod:`kaip_incluster.requeue`): ``base * factor**(n-1)`` seconds after its
+``n``-th failure in a row, jittered and capped at :data:`ROUND_REQUEUE`'s one minute, instead of
+after the interval; the first round that succeeds goes back to the interval. A round has no object
+whose change could be watched for, so a permanent error (403, 404) is tried again on the same
+schedule, counted apart. ``/metrics`` (Prometheus text):
+
+* ``kaip_remediation_rounds_total``: rounds run; ``kaip_remediation_rounds_failed_total{reason}``:
+  rounds that failed, by error class;
+* ``kaip_remediation_round_retries_total{reason}`` (temporary errors) and
+  ``kaip_remediation_round_permanent_errors_total{reason}``: the round back-off's counters;
+  ``kaip_remediation_round_backoff_keys{kind}``: 1 while rounds are in back-off;
+* ``kaip_remediation_retries_total{reason}``, ``kaip_remediation_permanent_errors_total{reason}``,
+  ``kaip_remediation_backoff_keys{kind}``: the per-node back-off of the rounds' steps;
+* ``kaip_remediation_leader``: 1 while this replica holds the Lease.
 """
 
 from __future__ import annotations
@@ -10,131 +27,128 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import socket
+import random
 import sys
 import threading
-from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from kaip.errors import KaipError
-from kaip_incluster.leader import LeaderElector, LeaseConfig
+from kaip.errors import KaipError, shorten
+from kaip_incluster import process
 from kaip_incluster.remediation.loop import Reconciler, Settings
+from kaip_incluster.requeue import Backoff, RequeuePolicy, metrics_text, reason_of
+
+if TYPE_CHECKING:
+    from kaip.kube.client import Kube
 
 log = logging.getLogger("kaip.remediator")
 
+PROG = "kaip-remediator"
+#: After a failed round: 0.25-0.5 s, doubling, at most a minute (broken nodes wait while it waits).
+ROUND_REQUEUE = RequeuePolicy(cap=60.0)
+ROUND = "round"  # the one key of the round back-off
+
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="kaip-remediator", description=__doc__)
-    parser.add_argument("--kubeconfig", default=None, help="default: KUBECONFIG, ~/.kube/config, in-cluster")
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    process.add_flags(parser, lease_name="kaip-remediator", health="/healthz /readyz /metrics")
     parser.add_argument(
         "--namespace",
         default=os.environ.get("POD_NAMESPACE", "kaip-remediation"),
         help="namespace of the Lease and of the operation Jobs",
     )
     parser.add_argument("--event-namespace", default="default", help="namespace of the Events about Nodes")
-    parser.add_argument("--lease-name", default="kaip-remediator")
-    parser.add_argument(
-        "--identity", default=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-    )
-    parser.add_argument("--lease-duration", type=float, default=15.0)
-    parser.add_argument("--renew-deadline", type=float, default=10.0)
-    parser.add_argument("--retry-period", type=float, default=2.0)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between rounds")
-    parser.add_argument("--health-port", type=int, default=8080, help="/healthz and /readyz; 0: off")
     return parser.parse_args(list(argv))
 
 
-def serve_health(port: int, elector: LeaderElector, alive: threading.Event) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/healthz":
-                code, text = (200, "ok\n") if alive.is_set() else (503, "stopping\n")
-            elif self.path == "/readyz":
-                code, text = 200, "leader\n" if elector.leading.is_set() else "standby\n"
-            else:
-                code, text = 404, "not found\n"
-            data = text.encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+class Rounds:
+    """Runs ``tick`` every ``interval`` while leading; a failed round is tried again on the back-off."""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+    def __init__(
+        self,
+        tick: Callable[[], object],
+        *,
+        interval: float,
+        policy: RequeuePolicy = ROUND_REQUEUE,
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tick, self.interval, self._rng = tick, interval, rng
+        self.backoff: Backoff[str] = Backoff(policy, rng=rng, clock=clock)
+        self._lock = threading.Lock()
+        self.rounds = 0
+        self.failed: Counter[str] = Counter()  # by error class
 
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 - probes come from the kubelet
-    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
-    return server
+    def once(self) -> float:
+        """Run one round; the seconds until the next."""
+        with self._lock:
+            self.rounds += 1
+        try:
+            self.tick()
+        except KaipError as exc:
+            return self._failed(exc)
+        if self.backoff.failures(ROUND):
+            log.info("round succeeded after %d failures in a row", self.backoff.failures(ROUND))
+            self.backoff.forget(ROUND)
+        return self.interval
+
+    def _failed(self, exc: KaipError) -> float:
+        reason = reason_of(exc)
+        with self._lock:
+            self.failed[reason] += 1
+        delay = self.backoff.next_delay(ROUND, exc)
+        failures = self.backoff.failures(ROUND)
+        if delay is None:  # permanent: nothing to watch for a change, so the same schedule
+            delay = self.backoff.policy.delay(failures, rng=self._rng)
+        log.warning(
+            "round failed (try %d, next in %.1fs): %s: %s", failures, delay, reason, shorten(exc.message)
+        )
+        return delay
+
+    def run(self, stop: threading.Event, *, leading: threading.Event) -> None:
+        while not stop.is_set():
+            stop.wait(self.once() if leading.is_set() else self.interval)
+
+    def counts(self) -> tuple[int, dict[str, int]]:
+        with self._lock:
+            return self.rounds, dict(self.failed)
 
 
-def run_rounds(
-    reconciler: Reconciler, *, leading: threading.Event, stop: threading.Event, interval: float
-) -> None:
-    while not stop.is_set():
-        if leading.is_set():
-            try:
-                reconciler.tick()
-            except KaipError as exc:
-                log.warning("round failed (tried again): %s", exc.message)
-        stop.wait(interval)
+def metrics(rounds: Rounds, nodes: Backoff[str], *, leading: bool) -> str:
+    """The remediator's ``/metrics`` (the module's docstring lists them)."""
+    run, failed = rounds.counts()
+    return "".join(
+        [
+            process.family("kaip_remediation_rounds_total", "counter", run),
+            process.family("kaip_remediation_rounds_failed_total", "counter", failed),
+            metrics_text("kaip_remediation_round", rounds.backoff),
+            metrics_text("kaip_remediation", nodes),
+            process.family("kaip_remediation_leader", "gauge", int(leading)),
+        ]
+    )
 
 
 def main(argv: Sequence[str]) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    process.setup_logging()
     args = parse_args(argv)
-    from kaip.kube import connect
-    from kaip.kube.config import ClusterTarget
-
-    try:
-        kube = connect(ClusterTarget(kubeconfig=args.kubeconfig))
-    except KaipError as exc:
-        print(f"kaip-remediator: {exc.message}", file=sys.stderr)
-        return int(exc.exit_code)
-    lease = LeaseConfig(
-        name=args.lease_name,
-        namespace=args.namespace,
-        identity=args.identity,
-        lease_seconds=args.lease_duration,
-        renew_deadline=args.renew_deadline,
-        retry_period=args.retry_period,
+    settings = Settings(
+        namespace=args.namespace, event_namespace=args.event_namespace, identity=args.identity
     )
-    elector = LeaderElector(kube, lease)
-    reconciler = Reconciler(
-        kube,
-        Settings(namespace=args.namespace, event_namespace=args.event_namespace, identity=args.identity),
-    )
-    stop, lost, alive = threading.Event(), threading.Event(), threading.Event()
-    alive.set()
 
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
+    def build(kube: Kube, shell: process.Process) -> process.Work:
+        reconciler = Reconciler(kube, settings)
+        rounds = Rounds(reconciler.tick, interval=args.interval)
+        leading = shell.leading
+        return process.Work(
+            run=lambda stop: rounds.run(stop, leading=leading),
+            ready=lambda: (True, "leader\n" if leading.is_set() else "standby\n"),
+            metrics=lambda: metrics(rounds, reconciler.backoff, leading=leading.is_set()),
+        )
 
-    def on_lost() -> None:
-        lost.set()
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server = serve_health(args.health_port, elector, alive) if args.health_port else None
-    threading.Thread(
-        target=elector.run, kwargs={"stop": stop, "on_lost": on_lost}, daemon=True, name="leader"
-    ).start()
-    log.info(
-        "kaip-remediator %s started; campaigning for lease %s/%s", args.identity, lease.namespace, lease.name
-    )
-    run_rounds(reconciler, leading=elector.leading, stop=stop, interval=args.interval)
-    alive.clear()
-    if server is not None:
-        server.shutdown()
-    if lost.is_set():
-        return 1
-    elector.release()
-    return 0
+    return process.run(PROG, args, lease_namespace=args.namespace, build=build)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kaip.errors import KaipError
-from kaip.kube.errors import ApiError, NotFound
+from kaip.kube import watching
+from kaip.kube.errors import NotFound
+from kaip.kube.objects import annotations_of, key_of, name_of
 from kaip.resources import credentials as cr
 from kaip.resources import kinds
 from kaip.resources.kinds import Resource
@@ -32,26 +34,18 @@ log = logging.getLogger("kaip.webhook.cache")
 T = TypeVar("T")
 Key = tuple[str, str]
 _PAGE = 500
-_WATCH_SECONDS = 240
-_BACKOFF_MAX = 30.0
+#: A failing watch lists again after 0.5 s, doubling to 30 s while it keeps failing.
+_BACKOFF = watching.Backoff(base=0.5, cap=30.0)
 FETCH_TIMEOUT = 1.0
 
 
 def strip_secret(obj: dict[str, Any]) -> SecretInfo:
-    meta = obj.get("metadata") or {}
-    return SecretInfo(
-        name=str(meta.get("name")), type=str(obj.get("type") or ""), keys=frozenset(key_names(obj))
-    )
+    return SecretInfo(name=name_of(obj), type=str(obj.get("type") or ""), keys=frozenset(key_names(obj)))
 
 
 def strip_service_account(obj: dict[str, Any]) -> ServiceAccountInfo:
-    meta = obj.get("metadata") or {}
-    mine = {
-        str(k): str(v)
-        for k, v in (meta.get("annotations") or {}).items()
-        if str(k).startswith(f"{cr.GROUP}/")
-    }
-    return ServiceAccountInfo(name=str(meta.get("name")), annotations=mine)
+    mine = {str(k): str(v) for k, v in annotations_of(obj).items() if str(k).startswith(f"{cr.GROUP}/")}
+    return ServiceAccountInfo(name=name_of(obj), annotations=mine)
 
 
 class RateLimit:
@@ -127,79 +121,43 @@ class WatchCache(Generic[T]):
         return self.strip(obj)
 
     # -- the loop -----------------------------------------------------------------------------------
-    def _list(self, selector: str | None) -> str:
+    def _run(self, selector: str | None) -> None:
         fresh: dict[Key, T] = {}
-        token: str | None = None
-        version = ""
-        while True:
-            page = self.kube.list(
-                self.resource, all_namespaces=True, field_selector=selector, limit=_PAGE, continue_token=token
-            )
-            for obj in page.get("items") or []:
-                meta = obj.get("metadata") or {}
-                fresh[(str(meta.get("namespace") or ""), str(meta.get("name")))] = self.strip(obj)
-            meta = page.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or version)
-            token = meta.get("continue")
-            if not token:
-                break
-        # Replace only this selector's share: other selectors of the same cache keep theirs.
+        for kind, obj in watching.list_watch(
+            self.kube,
+            self.resource,
+            all_namespaces=True,
+            field_selector=selector,
+            backoff=_BACKOFF,
+            stop=self._stop,
+            page=_PAGE,
+            on_error=lambda exc, delay: log.warning(
+                "watch of %s failed (%s); retrying in %.1fs", self.resource.plural, type(exc).__name__, delay
+            ),
+        ):
+            if kind == watching.LISTED:
+                fresh[key_of(obj)] = self.strip(obj)
+            elif kind == watching.SYNCED:
+                self._replace(selector, fresh)
+                fresh = {}
+            elif kind == "DELETED":
+                self.items.pop(key_of(obj), None)
+            else:
+                self.items[key_of(obj)] = self.strip(obj)
+
+    def _replace(self, selector: str | None, fresh: dict[Key, T]) -> None:
+        """A (re-)list is the whole state of this selector's share; other selectors keep theirs."""
         for key in [k for k, v in self.items.items() if self._owned(v, selector) and k not in fresh]:
             self.items.pop(key, None)
         self.items.update(fresh)
         self._synced_parts.add(selector)
         if len(self._synced_parts) == len(self.selectors):
             self.synced.set()
-        return version
 
     def _owned(self, value: T, selector: str | None) -> bool:
         if selector is None or not selector.startswith("type="):
             return True
         return getattr(value, "type", None) == selector.removeprefix("type=")
-
-    def _watch(self, selector: str | None, version: str) -> str:
-        for kind, obj in self.kube.watch(
-            self.resource,
-            all_namespaces=True,
-            field_selector=selector,
-            resource_version=version,
-            timeout_seconds=_WATCH_SECONDS,
-        ):
-            meta = obj.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or version)
-            if kind == "BOOKMARK":
-                continue
-            key = (str(meta.get("namespace") or ""), str(meta.get("name")))
-            if kind == "DELETED":
-                self.items.pop(key, None)
-            else:
-                self.items[key] = self.strip(obj)
-            if self._stop.is_set():
-                break
-        return version
-
-    def _run(self, selector: str | None) -> None:
-        backoff = 0.5
-        version = ""
-        while not self._stop.is_set():
-            try:
-                if not version:
-                    version = self._list(selector)
-                version = self._watch(selector, version)
-                backoff = 0.5
-            except ApiError as exc:
-                if exc.status == 410:  # resourceVersion too old: list again
-                    version = ""
-                    continue
-                log.warning("watch of %s failed (%s); retrying", self.resource.plural, type(exc).__name__)
-                version = ""
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
-            except KaipError as exc:
-                log.warning("watch of %s failed (%s); retrying", self.resource.plural, type(exc).__name__)
-                version = ""
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
 
 
 def secrets_cache(kube: Kube) -> WatchCache[SecretInfo]:

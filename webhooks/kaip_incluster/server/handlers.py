@@ -117,7 +117,12 @@ Decide = Callable[[review.AdmissionRequest, State], Awaitable[tuple[review.Verdi
 #: would), the Pod mutator fails open, visibly (the ValidatingAdmissionPolicy still guards the Pod).
 _ON_ERROR = {
     "validate-secrets": review.Verdict(
-        allowed=False, code=500, message="kaip credentials validation failed unexpectedly; try again"
+        allowed=False,
+        code=500,
+        message=(
+            "kaip credentials validation failed unexpectedly, a kaip-webhook bug (its log has the "
+            "details, never a value); the Secret was not stored: please report it"
+        ),
     ),
     "mutate-pods": review.Verdict(
         warnings=["kaip credentials webhook failed unexpectedly; nothing was injected"]

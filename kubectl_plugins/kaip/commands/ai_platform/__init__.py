@@ -12,13 +12,14 @@ import click
 
 from kaip.cli.app import complete_main, plugin_main
 from kaip.cli.common import version_command
+from kaip.cli.options import KubectlGroup
 from kaip.commands.ai_platform import config, jobs, local, submit
 from kaip.commands.ai_platform.program import CONTEXT, PROG
 
 __all__ = ["CONTEXT", "PROG", "cli", "complete", "main"]
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=KubectlGroup, context_settings=CONTEXT)
 def cli() -> None:
     """Train models on Kubeflow with the command line of gcloud ai-platform."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from kaip.cli.options import cluster_options, output_option
+from kaip.cli.options import KubectlGroup, cluster_options, output_option
 from kaip.cli.output import dump_json, dump_yaml, echo, note
 from kaip.commands.ai_platform.program import CONTEXT
 from kaip.kube.config import ClusterTarget
 
 
-@click.group("config", context_settings=CONTEXT)
+@click.group("config", cls=KubectlGroup, context_settings=CONTEXT)
 def config_group() -> None:
     """The cluster's catalog of machine types, accelerators, scale tiers and runtime versions."""
 
@@ -21,7 +21,7 @@ def config_group() -> None:
 @cluster_options
 def config_show(*, builtin: bool, output: str, target: ClusterTarget) -> None:
     """Print the catalog in effect: the admin's ConfigMap kaip-system/ai-platform-catalog over the built-in one."""
-    from kaip.aiplatform.catalog import BUILTIN
+    from kaip.aiplatform.builtin_catalog import BUILTIN
 
     doc = dict(BUILTIN)
     if not builtin:

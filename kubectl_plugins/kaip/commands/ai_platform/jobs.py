@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from kaip.cli.options import all_namespaces_option, cluster_options, output_option
+from kaip.cli.options import KubectlGroup, all_namespaces_option, cluster_options, output_option
 from kaip.cli.output import Table, dump_json, dump_yaml, echo, note, render
 from kaip.commands.ai_platform.program import CONTEXT
 from kaip.errors import UsageError
 from kaip.kube.config import ClusterTarget
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=KubectlGroup, context_settings=CONTEXT)
 def jobs() -> None:
     """Submit and manage training jobs (TFJob, PyTorchJob, XGBoostJob, JAXJob, PaddleJob, MPIJob)."""
 
@@ -71,7 +71,7 @@ def list_jobs(
 def describe_job(*, job: str, summarize: bool, output: str, target: ClusterTarget) -> None:
     """Describe a job: gcloud's Job fields, its replicas, and why it is stuck when it is."""
     from kaip.aiplatform import jobs as joblib
-    from kaip.aiplatform import views
+    from kaip.aiplatform import summary
     from kaip.cli.output import format_table
     from kaip.kube import connect
 
@@ -80,10 +80,10 @@ def describe_job(*, job: str, summarize: bool, output: str, target: ClusterTarge
     rows = joblib.replica_rows(obj, pods)
     if summarize:
         parts = []
-        for title, headers, body in views.summary_sections(job_view, rows):
+        for title, headers, body in summary.summary_sections(job_view, rows):
             parts.append(f"{title}\n{format_table(Table(headers, body))}")
         if job_view.failure:
-            parts.append(views.failure_text(job_view.failure))
+            parts.append(summary.failure_text(job_view.failure))
         echo("\n\n".join(p for p in parts if p))
         return
     doc = job_view.document()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from kaip.cli.options import KubectlGroup
 from kaip.commands.ai_platform.program import CONTEXT
 
 
-@click.group("local", context_settings=CONTEXT)
+@click.group("local", cls=KubectlGroup, context_settings=CONTEXT)
 def local_group() -> None:
     """Run training on this machine, as gcloud ai-platform local does."""
 

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import click
 
-from kaip.cli.options import cluster_options, dry_run_option
+from kaip.cli.options import KubectlGroup, cluster_options, dry_run_option, output_option
 from kaip.cli.output import dump_json, dump_yaml_documents, echo, note
 from kaip.commands.ai_platform.program import CONTEXT, PROG
 from kaip.errors import ExitCode
@@ -21,7 +21,7 @@ from kaip.kube.config import ClusterTarget
 _SUFFIX = {"none": "created", "client": "created (dry run)", "server": "created (server dry run)"}
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=KubectlGroup, context_settings=CONTEXT)
 def submit() -> None:
     """Submit jobs."""
 
@@ -196,10 +196,11 @@ def _submit_options(func: Any) -> Any:
             metavar="NAME,...",
             help="Multus NetworkAttachmentDefinitions (e.g. RDMA) for every replica.",
         ),
-        click.option(
-            "-o",
-            "--output",
-            type=click.Choice(["yaml", "json", "name"]),
+        output_option(
+            "yaml",
+            "json",
+            "name",
+            default=None,
             help="Print the objects created (or, with --dry-run, to be created).",
         ),
     ]
@@ -224,7 +225,50 @@ def _submit_options(func: Any) -> Any:
 @_submit_options
 @dry_run_option
 @cluster_options
-def submit_training(*, config_path: IO[str] | None, target: ClusterTarget, **flags: Any) -> None:
+def submit_training(
+    *,
+    job: str,
+    user_args: tuple[str, ...],
+    module_name: str | None,
+    package_path: str | None,
+    packages: tuple[str, ...],
+    staging_bucket: str | None,
+    job_dir: str | None,
+    region: str | None,
+    scale_tier: str | None,
+    master_machine_type: str | None,
+    master_image_uri: str | None,
+    master_accelerator: str | None,
+    worker_count: int | None,
+    worker_machine_type: str | None,
+    worker_image_uri: str | None,
+    worker_accelerator: str | None,
+    parameter_server_count: int | None,
+    parameter_server_machine_type: str | None,
+    parameter_server_image_uri: str | None,
+    parameter_server_accelerator: str | None,
+    runtime_version: str | None,
+    python_version: str | None,
+    use_chief_in_tf_config: bool | None,
+    config_path: IO[str] | None,
+    labels: tuple[str, ...],
+    service_account: str | None,
+    stream_logs: bool,
+    async_: bool,
+    framework: str,
+    mpi_api: str | None,
+    credentials: tuple[str, ...],
+    data: tuple[str, ...],
+    data_credentials: str | None,
+    queue: str | None,
+    priority: str | None,
+    gang: bool,
+    scheduler: str | None,
+    secondary_network: tuple[str, ...],
+    output: str | None,
+    dry_run: str,
+    target: ClusterTarget,
+) -> None:
     """Submit a training job JOB, with gcloud ai-platform's flags.
 
     Everything after `--` is passed to the program. Example:
@@ -234,13 +278,51 @@ def submit_training(*, config_path: IO[str] | None, target: ClusterTarget, **fla
     """
     from kaip.aiplatform.request import carry_out, submit_request
 
-    # Every other click parameter is a keyword of submit_request, which types them (a unit test
-    # keeps the two lists equal).
+    # The --config file is read here; -n is the target's namespace. Every other flag goes by name to
+    # the pure submit_request (a unit test keeps the two lists equal).
     request = submit_request(
+        job=job,
+        user_args=user_args,
+        module_name=module_name,
+        package_path=package_path,
+        packages=packages,
+        staging_bucket=staging_bucket,
+        job_dir=job_dir,
+        region=region,
+        scale_tier=scale_tier,
+        master_machine_type=master_machine_type,
+        master_image_uri=master_image_uri,
+        master_accelerator=master_accelerator,
+        worker_count=worker_count,
+        worker_machine_type=worker_machine_type,
+        worker_image_uri=worker_image_uri,
+        worker_accelerator=worker_accelerator,
+        parameter_server_count=parameter_server_count,
+        parameter_server_machine_type=parameter_server_machine_type,
+        parameter_server_image_uri=parameter_server_image_uri,
+        parameter_server_accelerator=parameter_server_accelerator,
+        runtime_version=runtime_version,
+        python_version=python_version,
+        use_chief_in_tf_config=use_chief_in_tf_config,
         config_text=None if config_path is None else config_path.read(),
         config_source="" if config_path is None else config_path.name,
+        labels=labels,
+        service_account=service_account,
+        stream_logs=stream_logs,
+        async_=async_,
+        framework=framework,
+        mpi_api=mpi_api,
+        credentials=credentials,
+        data=data,
+        data_credentials=data_credentials,
+        queue=queue,
+        priority=priority,
+        gang=gang,
+        scheduler=scheduler,
+        secondary_network=secondary_network,
+        output=output,
+        dry_run=dry_run,
         namespace=target.namespace,
-        **flags,
     )
     submitted = carry_out(request, target=target, notify=note)
     if request.dry_run != "none" or request.output:

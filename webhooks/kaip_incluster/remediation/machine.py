@@ -1,5 +1,8 @@
 """The per-node step machine: from what is observed now to the next status and the actions to take.
 
+Pure, as the rest of the remediation decisions in :mod:`kaip.remediation` are; it lives here because
+only the controller runs it (the CLI reads the status it writes, through :mod:`kaip.remediation.views`).
+
 Phases (:mod:`kaip.resources.remediation`): Pending -> Draining -> Operating -> Verifying ->
 Succeeded, with Failed, Resolved, DryRun and Unhandled as the other ends. The whole state is the
 NodeRemediation's status, so a restarted controller continues where the last one stopped; every
@@ -14,6 +17,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from kaip.kube.objects import api_time
 from kaip.remediation.matching import present
 from kaip.remediation.spec import Rule
 from kaip.remediation.state import (
@@ -333,7 +337,7 @@ def _escalate(s: Situation, rule: Rule, why: str) -> Decision:
         )
     if st.attempt < rule.retry_limit:
         wait = rule.retry_backoff * (2**st.attempt)
-        at = (s.now + wait).strftime("%Y-%m-%dT%H:%M:%SZ")
+        at = api_time(s.now + wait)
         msg = f"{why}; retry {st.attempt + 1} of {rule.retry_limit} in {_dur(wait)} unless {st.condition} clears"
         new = _log(st, s, names.VERIFYING, msg, retry_at=at)
         return Decision(new, (Mark(names.VERIFYING), Emit(names.REASON_RETRY, msg, warning=True)))

@@ -1,0 +1,183 @@
+"""One object's bytes onto disk, verified: the copier's work per object, run by its workers.
+
+A small object is one GET streamed to a temporary file while its checksum is computed (fetched again,
+up to :data:`VERIFY_ATTEMPTS` times, when it does not match); a large one is cut into ranges
+(:class:`Large`), each fetched by any worker and written in place (``splice`` from the socket over
+plain HTTP, ``pwrite`` otherwise), and checked by reading the file back once its last range is in.
+What happens to a verified file (renamed, journaled, counted) or to a refused one is the copier's
+(:mod:`kaip.preload.copier`), through the callbacks a :class:`Fetcher` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from kaip.preload.errors import ChecksumMismatch
+from kaip.preload.plan import Entry
+from kaip.preload.target import Target, UnsafePath
+from kaip.storage import Store, checksums
+from kaip.storage.checksums import Expected
+from kaip.storage.source import Source
+
+MiB = 1024 * 1024
+VERIFY_ATTEMPTS = 3
+
+
+class Large:
+    """A large object being fetched in parts by several workers."""
+
+    def __init__(self, entry: Entry, parts: int) -> None:
+        self.entry = entry
+        self.parts_left = parts
+        self.fd = -1
+        self.tmp: Path | None = None
+        self.lock = threading.Lock()
+        self.failed = False
+
+
+class Fetcher:
+    """Fetches and verifies objects of ``source`` into temporary files of ``target``.
+
+    ``moved(n)`` counts bytes written (negative when a failed attempt's bytes are dropped);
+    ``publish(entry, tmp, expected)`` takes a verified file; ``refuse(entry, why)`` an object whose
+    path the target refuses. All three are called from the workers' threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        source: Source,
+        target: Target,
+        moved: Callable[[int], None],
+        publish: Callable[[Entry, Path, Expected | None], None],
+        refuse: Callable[[Entry, str], None],
+    ) -> None:
+        self.store, self.source, self.target = store, source, target
+        self.moved, self.publish, self.refuse = moved, publish, refuse
+
+    # -- one small object ---------------------------------------------------------------------
+    def small(self, entry: Entry) -> None:
+        for attempt in range(VERIFY_ATTEMPTS):
+            try:
+                fd, tmp = self.target.create_temp(entry.path)
+            except UnsafePath as exc:
+                self.refuse(entry, str(exc))
+                return
+            sink = _Sink(fd, entry.obj.published, self.moved)
+            try:
+                self.store.read(self.source.bucket, entry.obj, write=sink.write, on_open=sink.open)
+            except BaseException:
+                os.close(fd)
+                self.target.discard(tmp)
+                self.moved(-sink.written)
+                raise
+            os.close(fd)
+            if sink.matches():
+                self.publish(entry, tmp, sink.expected)
+                return
+            self.target.discard(tmp)
+            self.moved(-sink.written)
+            if attempt == VERIFY_ATTEMPTS - 1 and sink.expected is not None:
+                raise _mismatch(self.source, entry, sink.expected)
+
+    # -- one part of a large object -----------------------------------------------------------
+    def part(self, large: Large, offset: int, length: int) -> None:
+        with large.lock:
+            if large.failed:
+                return
+            if large.fd < 0:
+                try:
+                    large.fd, large.tmp = self.target.create_temp(large.entry.path)
+                    os.ftruncate(large.fd, large.entry.obj.size)
+                except UnsafePath as exc:
+                    large.failed = True
+                    self.refuse(large.entry, str(exc))
+                    return
+        try:
+            self.store.read_into(
+                self.source.bucket,
+                large.entry.obj,
+                offset=offset,
+                length=length,
+                fd=large.fd,
+                moved=self.moved,
+            )
+        except BaseException:
+            with large.lock:
+                if not large.failed:
+                    large.failed = True
+                    os.close(large.fd)
+                    self.target.discard(large.tmp) if large.tmp else None
+            raise
+        with large.lock:
+            large.parts_left -= 1
+            last = large.parts_left == 0
+        if last:
+            self._finish_large(large)
+
+    def _finish_large(self, large: Large) -> None:
+        entry = large.entry
+        assert large.tmp is not None
+        expected = checksums.choose(
+            (*entry.obj.published, *self.store.stat_checksums(self.source.bucket, entry.obj))
+        )
+        try:
+            if expected is not None:
+                got = checksums.digest_of(expected.algorithm, _read_back(large.fd, entry.obj.size))
+                if got != expected.digest:
+                    self.target.discard(large.tmp)
+                    raise _mismatch(self.source, entry, expected)
+        finally:
+            os.close(large.fd)
+        self.publish(entry, large.tmp, expected)
+
+
+class _Sink:
+    """Writes a streamed object to its file while hashing it with the checksum the store published."""
+
+    def __init__(self, fd: int, published: tuple[Expected, ...], moved: Callable[[int], None]) -> None:
+        self.fd, self.published, self.moved = fd, published, moved
+        self.expected: Expected | None = None
+        self.hasher: checksums.Hasher | None = None
+        self.written = 0
+
+    def open(self, carried: tuple[Expected, ...]) -> None:
+        self.expected = checksums.choose((*self.published, *carried))
+        self.hasher = checksums.hasher(self.expected.algorithm) if self.expected else None
+
+    def write(self, chunk: bytes) -> None:
+        _write_all(self.fd, chunk)
+        if self.hasher is not None:
+            self.hasher.update(chunk)
+        self.written += len(chunk)
+        self.moved(len(chunk))
+
+    def matches(self) -> bool:
+        return self.expected is None or self.hasher is None or self.hasher.digest() == self.expected.digest
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_back(fd: int, size: int, chunk: int = 8 * MiB) -> Iterator[bytes]:
+    offset = 0
+    while offset < size:
+        data = os.pread(fd, min(chunk, size - offset), offset)
+        if not data:
+            return
+        offset += len(data)
+        yield data
+
+
+def _mismatch(source: Source, entry: Entry, expected: Expected) -> ChecksumMismatch:
+    return ChecksumMismatch(
+        f"{source.scheme}://{source.bucket}/{entry.obj.key}: {expected.algorithm} of the downloaded bytes "
+        f"differs from the store's after {VERIFY_ATTEMPTS} attempts"
+    )
