@@ -5,7 +5,9 @@
 Each archive holds one self-contained executable (a Python zip application with kaip and its
 pure-Python dependencies; PyYAML's optional C extension and orjson are left out, so one archive serves
 every OS and architecture) and LICENSE. Python 3.10 or newer must be on PATH: the manifests say so in
-their caveats. The sha256 in krew/*.yaml and in the custom-index layout plugins/*.yaml come from this
+their caveats, and the executable's entry checks the version before anything is imported (an older
+python3 would otherwise die with a SyntaxError traceback inside click); the minimum is read from
+pyproject's requires-python. The sha256 in krew/*.yaml and in the custom-index layout plugins/*.yaml come from this
 build and are never typed by hand; .github/workflows/release.yaml runs it for a tag.
 """
 
@@ -16,6 +18,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +59,36 @@ VENDORED = ["click", "PyYAML", "rich"]  # orjson is optional: a C extension cann
 HOMEPAGE = "https://github.com/kaip-dev/kaip"
 FIXED_MTIME = 315532800 + 86400  # 1980-01-02, the zip format starts in 1980
 
+# The zip application's __main__.py. It runs under whatever `python3` is on PATH, so it is written in
+# syntax every Python parses (no f-strings, no walrus, no match) and imports nothing before the check.
+ENTRY = """\
+import sys
+
+if sys.version_info < ({major}, {minor}):
+    sys.stderr.write(
+        "error: kubectl {plugin} needs Python {major}.{minor} or newer (found %d.%d.%d); "
+        "install a newer python3 or use pip/pipx\\n" % tuple(sys.version_info[:3])
+    )
+    sys.exit(1)
+
+from {module} import main
+
+main()
+"""
+
+
+def minimum_python() -> tuple[int, int]:
+    """The lower bound of pyproject's requires-python (``>=3.10``), the one place it is written."""
+    text = (ROOT / "pyproject.toml").read_text()
+    found = re.search(r'^requires-python\s*=\s*">=\s*(\d+)\.(\d+)', text, re.MULTILINE)
+    if found is None:
+        raise SystemExit('pyproject.toml: requires-python must be of the form ">=3.N"')
+    return int(found[1]), int(found[2])
+
+
+def entry_source(plugin: str, module: str, minimum: tuple[int, int]) -> str:
+    return ENTRY.format(plugin=plugin, module=module, major=minimum[0], minor=minimum[1])
+
 
 def executable_name(plugin: str) -> str:
     return "kubectl-" + plugin.replace("-", "_")
@@ -87,7 +120,7 @@ def build_zipapp(plugin: str, module: str, workdir: Path) -> Path:
         path.unlink()  # optional C accelerators: the pure-Python paths are used instead
     for path in list(site.glob("*.dist-info")) + list(site.glob("bin")) + [site / "kaip_incluster"]:
         shutil.rmtree(path, ignore_errors=True)
-    (site / "__main__.py").write_text(f"from {module} import main\n\nmain()\n")
+    (site / "__main__.py").write_text(entry_source(plugin, module, minimum_python()))
     for path in site.rglob("*"):  # zip entries record mtimes: fix them so the build is reproducible
         os.utime(path, (FIXED_MTIME, FIXED_MTIME))
     target = workdir / executable_name(plugin)
@@ -111,6 +144,7 @@ def deterministic_tar(executable: Path, archive: Path) -> None:
 def manifest(plugin: str, version: str, uri: str, sha256: str) -> dict[str, object]:
     _module, short, description = PLUGINS[plugin]
     exe = executable_name(plugin)
+    major, minor = minimum_python()
     return {
         "apiVersion": "krew.googlecontainertools.github.com/v1alpha2",
         "kind": "Plugin",
@@ -120,7 +154,7 @@ def manifest(plugin: str, version: str, uri: str, sha256: str) -> dict[str, obje
             "homepage": HOMEPAGE,
             "shortDescription": short,
             "description": " ".join(description.split()) + "\n",
-            "caveats": "This plugin needs Python 3.10 or newer as `python3` on your PATH.\n"
+            "caveats": f"This plugin needs Python {major}.{minor} or newer as `python3` on your PATH.\n"
             "For shell completion and faster start-up, `pipx install kaip` installs the same plugin natively.\n",
             "platforms": [
                 {

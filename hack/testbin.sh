@@ -6,8 +6,10 @@
 #   hack/testbin.sh --print    print the folder only, build nothing
 #
 # The folder is $KAIP_TESTBIN (if set) or ${XDG_CACHE_HOME:-~/.cache}/kaip/testbin/<versions key>.
-# When KUBEBUILDER_ASSETS names a folder with etcd and kube-apiserver, those two are taken from it
-# and only what it lacks is built. The Go build cache (go env GOCACHE) makes rebuilds cheap.
+# When KUBEBUILDER_ASSETS names a folder with some of the binaries (envtest's etcd, kube-apiserver and
+# kubectl, or all of them), those are taken from it and only what it lacks is built. Go is needed only
+# to build: with everything in the folder (or in KUBEBUILDER_ASSETS) this runs without it. The Go build
+# cache (go env GOCACHE) makes rebuilds cheap.
 set -euo pipefail
 
 K8S_VERSION="${KAIP_K8S_VERSION:-v1.36.3}"
@@ -21,6 +23,8 @@ KREW_VERSION="${KAIP_KREW_VERSION:-v0.4.3}"
 TRAINING_OPERATOR_VERSION="${KAIP_TRAINING_OPERATOR_VERSION:-v1.9.2}"
 MPI_OPERATOR_VERSION="${KAIP_MPI_OPERATOR_VERSION:-v0.6.0}"
 KATIB_VERSION="${KAIP_KATIB_VERSION:-v0.19.0}"
+# kube-state-metrics: the node metrics (kube_node_status_condition) of the alert-route test.
+KSM_VERSION="${KAIP_KSM_VERSION:-v2.13.0}"
 
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gcs-${FAKEGCS_VERSION}_minio-${MINIO_VERSION##*-}"
 out="${KAIP_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kaip/testbin/$key}"
@@ -37,20 +41,35 @@ log() { echo "testbin: $*" >&2; }
 exec 9>"$out/.lock"
 flock 9
 
-if ! command -v go >/dev/null 2>&1; then
-  log "go is not on PATH: install Go 1.24 or newer, or set KUBEBUILDER_ASSETS to a folder with etcd and kube-apiserver"
-  exit 3
-fi
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio kubectl-krew
+  validate-krew-manifest training-operator mpi-operator katib-controller file-metricscollector katib-db-manager
+  katib-suggestion-goptuna kube-state-metrics)
 
-# Reuse envtest's binaries where the caller has them.
+# What the builds below leave beside the binaries (the stamps say which version or recipe built them).
+EXTRAS=(kwok-stages.yaml kwok-crds training-operator-manifests mpi-operator-manifests katib-manifests krew.version
+  training-operator.version mpi-operator.version katib.version)
+
+# Reuse envtest's binaries (or a whole folder of ours) where the caller has them.
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  for b in etcd kube-apiserver kubectl; do
-    if [[ -x "$KUBEBUILDER_ASSETS/$b" && ! -e "$out/$b" ]]; then
+  for b in "${BINARIES[@]}" "${EXTRAS[@]}"; do
+    if [[ -e "$KUBEBUILDER_ASSETS/$b" && ! -e "$out/$b" ]]; then
       ln -s "$KUBEBUILDER_ASSETS/$b" "$out/$b"
       log "using $b from KUBEBUILDER_ASSETS"
     fi
   done
 fi
+
+# Every use of Go goes through here, and only what is missing is built: a cached folder needs no Go.
+# stderr is kept on fd 8, since the builds below silence theirs.
+exec 8>&2
+go() {
+  if ! type -P go >/dev/null; then
+    echo "testbin: go is not on PATH, and $out lacks what the line above names: install Go 1.24 or newer," \
+      "or set KUBEBUILDER_ASSETS to a folder that holds it" >&8
+    exit 3
+  fi
+  command go "$@"
+}
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -102,7 +121,8 @@ if need kwok; then
   </dev/null build_module kwok sigs.k8s.io/kwok "$KWOK_VERSION" "" sigs.k8s.io/kwok/cmd/kwok
 fi
 
-if need kwok-stages.yaml; then
+if [[ ! -s "$out/kwok-stages.yaml" ]]; then  # not need(): a YAML file is not executable
+  log "writing kwok-stages.yaml from kwok's module"
   # kwok simulates nothing without stages; take the "fast" node and pod stages its module ships.
   stages="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
   [[ -d "$stages" ]] || go mod download "sigs.k8s.io/kwok@$KWOK_VERSION"
@@ -113,6 +133,7 @@ if need kwok-stages.yaml; then
 fi
 
 if [[ ! -e "$out/kwok-crds/kwok.x-k8s.io_logs.yaml" ]]; then
+  log "copying kwok's CRDs from its module"
   # kwok's own CRDs (Logs and friends): with --enable-crds a kwok reads them from the API server.
   bases="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/crd/bases"
   [[ -d "$bases" ]] || go mod download "sigs.k8s.io/kwok@$KWOK_VERSION"
@@ -234,6 +255,12 @@ GO
   echo "$KATIB_STAMP" >"$out/katib.version"
 fi
 
+if need kube-state-metrics; then
+  log "building kube-state-metrics $KSM_VERSION (the alert-route test's node metrics)"
+  </dev/null build_module kube-state-metrics k8s.io/kube-state-metrics/v2 "$KSM_VERSION" "" k8s.io/kube-state-metrics/v2
+  [[ -x "$out/kube-state-metrics" ]] || mv "$out/v2" "$out/kube-state-metrics"
+fi
+
 # PostgreSQL behind Katib's DB manager: the tests start a server of their own (initdb in a temporary folder,
 # a free port on 127.0.0.1), so only the programs are needed. Debian's package, installed when we may.
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
@@ -247,8 +274,23 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
   fi
 fi
 
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio kubectl-krew validate-krew-manifest \
-  training-operator mpi-operator katib-controller file-metricscollector katib-db-manager katib-suggestion-goptuna; do
+# Prometheus and Alertmanager for the alert-route tests (tests/integration/remediation/test_alert_route.py):
+# Debian's packages (bookworm: prometheus 2.42.0+ds-5+deb12u1, prometheus-alertmanager 0.25.0-1+b4),
+# installed when we may; the tests start their own servers on loopback (the packages' services are not
+# used), and skip when the programs are missing. $KAIP_PROMETHEUS / $KAIP_ALERTMANAGER name other builds.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Prometheus and Alertmanager (Debian's prometheus, prometheus-alertmanager) for the alert route"
+    apt-cache policy prometheus 2>/dev/null | grep -q 'Candidate: [0-9]' || apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      prometheus prometheus-alertmanager >&2
+  else
+    log "Prometheus/Alertmanager are not installed: as root run" \
+      "'apt-get install -y prometheus prometheus-alertmanager'; the alert-route test is skipped until then"
+  fi
+fi
+
+for b in "${BINARIES[@]}"; do
   [[ -x "$out/$b" ]] || { log "missing $b after the build"; exit 1; }
 done
 echo "$out"

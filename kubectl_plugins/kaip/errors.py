@@ -6,7 +6,9 @@ are cut short (:func:`shorten`) before they reach a message.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Iterator
 
 
 class ExitCode(enum.IntEnum):
@@ -23,6 +25,7 @@ class ExitCode(enum.IntEnum):
     API_MISSING = 8  # a resource type (CRD) the cluster does not serve
     REJECTED = 9  # the server refused the object: 409 conflict, 422 invalid, admission denied
     SERVER = 10  # 5xx or an answer we cannot read
+    MISSING_EXTRA = 11  # an optional dependency is not installed: the message names the pip command
 
 
 def shorten(text: str, limit: int = 300) -> str:
@@ -61,3 +64,42 @@ class UnreachableError(KaipError):
 
 class OperationFailed(KaipError):
     exit_code = ExitCode.FAILURE
+
+
+class MissingExtra(KaipError):
+    """An optional dependency is not installed; the message names the ``pip install`` that adds it.
+
+    The base install (``pip install kaip``) holds the plugins; the cloud SDKs and the in-cluster
+    servers' libraries come with extras (pyproject.toml). Raised by :func:`needs_extra`, the one way
+    to say it.
+    """
+
+    exit_code = ExitCode.MISSING_EXTRA
+
+    def __init__(self, *, module: str, extra: str, purpose: str) -> None:
+        super().__init__(f"{purpose} needs {module}, which is not installed: pip install 'kaip[{extra}]'")
+        self.module = module
+        self.extra = extra
+
+
+#: Our own packages: a missing one of these is a broken install, not a missing extra.
+_FIRST_PARTY = frozenset({"kaip", "kaip_incluster", "kaip_testbed"})
+
+
+@contextlib.contextmanager
+def needs_extra(extra: str, *, purpose: str) -> Iterator[None]:
+    """Turn a missing third-party module imported in the block into :class:`MissingExtra`.
+
+    The imports stay plain ``import`` statements inside the block, so import-linter and mypy still
+    see them::
+
+        with needs_extra("s3", purpose="S3 credentials from boto3's chain"):
+            import boto3
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if not top or top in _FIRST_PARTY:
+            raise
+        raise MissingExtra(module=top, extra=extra, purpose=purpose) from None

@@ -3,6 +3,7 @@ example command lines, its flag checks, cloud-only flags, user arguments after `
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 
 from kaip.cli.app import run
 from kaip.commands.ai_platform import cli
+from kaip.resources import kubeflow as kf
 
 
 def submit(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, Any]], str]:
@@ -246,3 +248,17 @@ def test_config_show_builtin(capsys: pytest.CaptureFixture[str]) -> None:
     doc = yaml.safe_load(capsys.readouterr().out)
     assert doc["scaleTiers"]["standard-1"]["workerCount"] == 4
     assert doc["machineTypes"]["a2-highgpu-8g"]["accelerator"] == {"type": "nvidia-tesla-a100", "count": 8}
+
+
+def test_a_client_dry_run_shows_the_staging_bucket(capsys: pytest.CaptureFixture[str], trainer: Path) -> None:
+    code, docs, err = submit(
+        capsys,
+        "staged",
+        "--module-name=trainer.task",
+        f"--packages={trainer / 'dep2.whl'}",
+        "--staging-bucket=s3://b",
+    )
+    assert code == 0, err
+    uris = json.loads(docs[-1]["metadata"]["annotations"][kf.ANNOTATION_TRAINING_INPUT])["packageUris"]
+    assert len(uris) == 1 and uris[0].startswith("s3://b/staged/") and uris[0].endswith("/dep2.whl")
+    assert not any(d["kind"] == "ConfigMap" for d in docs)

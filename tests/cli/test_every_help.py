@@ -1,4 +1,5 @@
-"""Every command of every plugin answers --help without a cluster, and says what it does."""
+"""Every command of every plugin answers --help without a cluster, and says what it does; every
+command that runs has kubectl's "Examples:" section, showing the command itself."""
 
 from __future__ import annotations
 
@@ -35,3 +36,21 @@ def test_help(plugin: str, path: tuple[str, ...]) -> None:
         assert isinstance(command, click.Group)
         command = command.commands[name]
     assert (command.help or "").strip(), f"kubectl {plugin} {' '.join(path)} has no help text"
+    if not isinstance(command, click.Group):
+        assert "\n  Examples:\n    # " in result.output, f"kubectl {plugin} {' '.join(path)} has no Examples"
+        assert f"\n    kubectl {plugin} {' '.join(path)}" in result.output
+        head = result.output.split("\nOptions:")[0]
+        assert "\n  Examples:" in head  # before the options, as kubectl prints them
+
+
+def test_every_leaf_command_is_counted() -> None:
+    leaves = [c for p, c in CASES if not isinstance(_command(p, c), click.Group)]
+    assert len(leaves) == 24
+
+
+def _command(plugin: str, path: tuple[str, ...]) -> click.Command:
+    command = PLUGINS[plugin]
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command

@@ -157,7 +157,7 @@ def test_describe_of_a_missing_node(capsys: pytest.CaptureFixture[str], kubeconf
         str(kubeconfig),
     )
     assert (code, out) == (ExitCode.NOT_FOUND, "")
-    assert err == 'error: Error from server (NotFound): nodes "gpu-node-404" not found\n'
+    assert err == 'error: nodes "gpu-node-404" not found\n'
 
 
 @pytest.mark.integration

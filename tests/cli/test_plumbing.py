@@ -191,7 +191,7 @@ def test_forbidden_names_the_verb_the_resource_and_the_user(
     assert code == ExitCode.FORBIDDEN == 6
     assert out == ""
     assert err.strip() == (
-        f'error: Error from server (Forbidden): configmaps is forbidden: User "eve" cannot list resource '
+        f'error: configmaps is forbidden: User "eve" cannot list resource '
         f'"configmaps" in API group "" in the namespace "{namespace}"'
     )
 
@@ -217,7 +217,7 @@ def test_not_found_names_the_object(
 ) -> None:
     code, _, err = invoke(capsys, "configmaps", "nope", "--kubeconfig", str(kubeconfig), "-n", namespace)
     assert code == ExitCode.NOT_FOUND == 7
-    assert err.strip() == 'error: Error from server (NotFound): configmaps "nope" not found'
+    assert err.strip() == 'error: configmaps "nope" not found'
 
 
 def test_missing_crd_says_which_and_how_to_install(
@@ -297,7 +297,10 @@ def test_unauthorized_token(
     )
     code, _, err = invoke(capsys, "configmaps", "--kubeconfig", str(write_config(tmp_path / "c", doc)))
     assert code == ExitCode.UNAUTHORIZED == 5
-    assert err.startswith("error: Error from server (Unauthorized)") and "not-a-valid-token" not in err
+    assert (
+        err.startswith("error: You must be logged in to the server (Unauthorized)")
+        and "not-a-valid-token" not in err
+    )
 
 
 def test_bad_request_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str], kubeconfig: Path) -> None:

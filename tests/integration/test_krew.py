@@ -10,13 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from kaip_testbed import binaries
+from kaip_testbed import binaries, pythons
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +183,38 @@ def test_built_archive_installs_and_runs_through_kubectl(
     assert "Server Version: v1.36" in done.stdout
     krew("uninstall", plugin)
     assert not (tmp_path / "krew" / "bin" / f"kubectl-{plugin.replace('-', '_')}").exists()
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_built_executable_names_the_minimum_python_on_an_older_one(
+    built: Path, plugin: str, tmp_path: Path
+) -> None:
+    """The archive's executable, run by a python3 older than requires-python: one line, exit 1, no
+    traceback from inside click. With every older interpreter on the machine, and with a faked
+    ``sys.version_info`` (which runs everywhere)."""
+    version = yaml.safe_load((built / "krew" / f"{plugin}.yaml").read_text())["spec"]["version"]
+    exe_name = f"kubectl-{plugin.replace('-', '_')}"
+    with tarfile.open(built / "dist" / f"{exe_name}-{version}.tar.gz") as tar:
+        tar.extract(exe_name, tmp_path, filter="data")
+    exe = str(tmp_path / exe_name)
+    minimum = "3.10"
+
+    def line(found: str) -> str:
+        return (
+            f"error: kubectl {plugin} needs Python {minimum} or newer (found {found}); "
+            "install a newer python3 or use pip/pipx\n"
+        )
+
+    faked = (
+        "import runpy, sys; sys.version_info = (3, 9, 18, 'final', 0); "
+        f"sys.argv = [{exe!r}, 'list']; runpy.run_path({exe!r}, run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", faked], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", line("3.9.18"))
+    for found, python in pythons.older_than((3, 10)).items():
+        done = subprocess.run([python, exe, "list"], capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", line(found)), python
+    done = subprocess.run(
+        [sys.executable, exe, "version", "--client"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

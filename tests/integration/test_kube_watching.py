@@ -25,8 +25,12 @@ from kaip_testbed.controlplane import ControlPlane
 pytestmark = pytest.mark.integration
 
 
+#: Ours only: kube-controller-manager, when a test runs it, adds kube-root-ca.crt to every namespace.
+MINE = "kaip.dev/test=watching"
+
+
 def _configmap(name: str, value: str = "1") -> dict[str, Any]:
-    return {"metadata": {"name": name}, "data": {"v": value}}
+    return {"metadata": {"name": name, "labels": {"kaip.dev/test": "watching"}}, "data": {"v": value}}
 
 
 class _Follower:
@@ -61,7 +65,10 @@ def test_lists_then_follows_every_change_in_order(kube: Kube, namespace: str) ->
     kube.create(kinds.CONFIGMAPS, _configmap("before"))
     stop = threading.Event()
     follower = _Follower(
-        watching.list_watch(kube, kinds.CONFIGMAPS, namespace=namespace, stop=stop, watch_seconds=2), stop
+        watching.list_watch(
+            kube, kinds.CONFIGMAPS, namespace=namespace, label_selector=MINE, stop=stop, watch_seconds=2
+        ),
+        stop,
     )
     try:
         assert follower.until(("SYNCED", "")) == [("LISTED", "before")]
@@ -103,6 +110,31 @@ def test_a_version_the_server_no_longer_has_is_answered_by_a_new_list(
     assert [kind for kind, _ in first] == ["LISTED", "SYNCED"]
     assert first[0][1]["reason"] == "Seen"
     assert first[1][1]["metadata"]["resourceVersion"]
+    stream.close()
+
+
+def _note(kube: Kube, namespace: str, about: str) -> None:
+    involved = {"apiVersion": "v1", "kind": "ConfigMap", "name": about, "namespace": namespace}
+    assert events.post(
+        kube, events.build(involved, reason="Seen", message="m", component="kaip-test", instance="test-1")
+    )
+
+
+def test_a_list_that_breaks_off_midway_is_reset_and_listed_again(
+    control_plane: ControlPlane, kube: Kube, namespace: str
+) -> None:
+    """The next page of a list whose revision etcd has compacted meanwhile is refused (410): the loop
+    says RESET, so a follower forgets the first page, and lists again from the start."""
+    for n in range(3):
+        _note(kube, namespace, f"c{n}")
+    stream = watching.list_watch(kube, kinds.EVENTS, namespace=namespace, page=1)
+    assert next(stream)[0] == "LISTED"
+    _note(kube, namespace, "c3")  # a revision after the list's, so compacting makes the list's too old
+    control_plane.compact_etcd()
+    rest = [next(stream) for _ in range(6)]
+    assert [kind for kind, _ in rest] == ["RESET", "LISTED", "LISTED", "LISTED", "LISTED", "SYNCED"]
+    names = sorted(obj["involvedObject"]["name"] for kind, obj in rest if kind == "LISTED")
+    assert names == ["c0", "c1", "c2", "c3"]
     stream.close()
 
 

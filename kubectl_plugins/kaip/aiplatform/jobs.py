@@ -103,6 +103,24 @@ def list_views(kube: Kube, *, all_namespaces: bool) -> list[views.JobView]:
     return out
 
 
+def job_ids(kube: Kube, *, limit: int = 500) -> list[str]:
+    """The job ids of the namespace (one page of each kind), for completion: no Pods are read."""
+
+    def ids(resource: Resource) -> list[str]:
+        from kaip.kube.errors import ApiMissing
+
+        try:
+            items = kube.list(resource, limit=limit).get("items") or []
+        except ApiMissing:
+            return []
+        return [
+            str(labels_of(o).get(kf.LABEL_JOB_ID) or name_of(o)) for o in items if not views.is_trial_job(o)
+        ]
+
+    found = _in_parallel([partial(ids, r) for r in JOB_RESOURCES])
+    return sorted({i for group in found for i in group})
+
+
 def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
     """Each call's result in order, run on threads of their own; the first failure is raised.
 
@@ -158,8 +176,13 @@ def trials_of(kube: Kube, experiment: str) -> list[dict[str, Any]]:
     return kube.list_all(kf.TRIALS, label_selector=f"{kf.LABEL_KATIB_EXPERIMENT}={experiment}")
 
 
-def describe(kube: Kube, job: str) -> tuple[views.JobView, dict[str, Any], list[dict[str, Any]]]:
-    """The job's view, object and Pods; a failed job's view carries its failed container's log tail."""
+def describe(
+    kube: Kube, job: str, *, history: Callable[[], Any] | None = None
+) -> tuple[views.JobView, dict[str, Any], list[dict[str, Any]]]:
+    """The job's view, object and Pods; a failed job's view carries its failed container's log tail.
+
+    Where ``pods/log`` cannot serve it (the node is gone, the Pod was cleaned up), ``history()`` (a
+    :class:`kaip.aiplatform.logs.LokiHistory`, or None when Loki is not configured) is asked."""
     _, obj = find(kube, job)
     if obj.get("kind") == kf.EXPERIMENTS.kind:
         pods: list[dict[str, Any]] = []
@@ -168,8 +191,42 @@ def describe(kube: Kube, job: str) -> tuple[views.JobView, dict[str, Any], list[
         pods = pods_of(kube, name_of(obj))
         view = views.view(obj, pods)
     if view.failure and view.failure.replicas:
-        view = replace(view, failure=view.failure.with_logs(read_log_tail(kube, view.failure.replicas[0])))
+        replica = view.failure.replicas[0]
+        tail = read_log_tail(kube, replica)
+        if tail.unavailable and replica.container and history is not None:
+            tail = stored_log_tail(kube, replica, obj, history()) or tail
+        view = replace(view, failure=view.failure.with_logs(tail))
     return view, obj, pods
+
+
+def stored_log_tail(
+    kube: Kube, replica: failures.ReplicaFailure, obj: Mapping[str, Any], history: Any
+) -> failures.LogTail | None:
+    """The failed container's last lines from Loki; None where Loki has none (or is not configured)."""
+    import time
+
+    from kaip.errors import UnreachableError
+    from kaip.logs.loki import LokiError
+    from kaip.logs.merge import parse_stamp
+
+    if history is None:
+        return None
+    stamp = str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+    now = time.time_ns()
+    start = parse_stamp(stamp) - 60 * 1_000_000_000 if stamp else now - history.window_ns
+    start = max(start, now - history.window_ns)
+    try:
+        lines = history.tail(
+            kube.namespace,
+            replica.pod,
+            container=replica.container,
+            count=failures.LOG_TAIL_LINES,
+            start=start,
+            end=now + 1,
+        )
+    except (LokiError, UnreachableError) as exc:
+        return failures.LogTail(unavailable=f"Loki: {shorten(str(exc), 200)}")
+    return failures.log_tail("\n".join(lines)) if lines else None
 
 
 #: Seconds to wait for a log: the kubelet behind pods/log may be gone with its node.

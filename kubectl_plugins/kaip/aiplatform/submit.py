@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kaip.aiplatform import katib, manifests, packages, training
 from kaip.aiplatform.catalog import Catalog
 from kaip.errors import UsageError
-from kaip.kube.objects import annotations_of, name_of, namespace_of, uid_of
+from kaip.kube.objects import annotations_of, labels_of, name_of, namespace_of, uid_of
 from kaip.resources import kubeflow as kf
 from kaip.resources.kinds import CONFIGMAPS, PVCS, Resource
 
@@ -55,10 +55,6 @@ def plan(
         raise UsageError(
             "trainingInput.packageUris: only gs:// and s3:// URIs (give local files with --packages)"
         )
-    if uris or local_files:
-        ti["packageUris"] = [*uris, *(f"local:{f.name}" for f in local_files)]
-    warnings = training.check_input(ti)
-    labels = {**(doc.get("labels") or {}), **flags.labels}
     name = training.dns_name(job_id)
     staging = packages.plan(
         job_name=name,
@@ -70,6 +66,12 @@ def plan(
         catalog=catalog,
         namespace=options.namespace,
     )
+    if uris or local_files:
+        # Where the replicas fetch each local package from: its bucket URI, or the ConfigMap's file.
+        staged = [uri for _, uri in staging.uploads] or [f"local:{f.name}" for f in local_files]
+        ti["packageUris"] = [*uris, *staged]
+    warnings = training.check_input(ti)
+    labels = {**(doc.get("labels") or {}), **flags.labels}
     if staging.additions.install and not ti.get("pythonModule"):
         raise UsageError("--packages and --package-path need --module-name: the module to run from them")
     job = manifests.build_job(
@@ -157,6 +159,8 @@ def create(
     for resource in needed:
         if not kube.served(resource):
             raise api_missing(resource)
+    job_id = _job_id(the_plan.main)
+    _refuse_existing(kube, job_id)  # before the packages ConfigMap, whose name would clash first
     if not server_dry_run:
         packages.upload_all(the_plan.staging, stager)
     created = []
@@ -164,13 +168,42 @@ def create(
         resource = resource_of(obj)
         try:
             created.append(_create_strict(kube, resource, obj, dry_run=server_dry_run))
-        except Conflict:
+        except Conflict as exc:
+            if obj is the_plan.main:  # created meanwhile
+                raise _exists(job_id, exc) from exc
             if resource is not PVCS:
                 raise
             created.append(_reuse_claim(kube, obj))
     if not server_dry_run:
         _hand_packages_to(kube, created)
     return created
+
+
+def _job_id(main: dict[str, Any]) -> str:
+    return str(labels_of(main).get(kf.LABEL_JOB_ID) or name_of(main))
+
+
+def _exists(job_id: str, cause: ApiError | None = None) -> ApiError:
+    """gcloud's job ids are unique in a project: here, in a namespace, whatever the job's kind."""
+    from kaip.kube.errors import Conflict
+
+    return Conflict(
+        f"job {job_id} already exists (see 'kubectl ai-platform jobs describe {job_id}')",
+        status=409,
+        reason="AlreadyExists",
+        details=cause.details if cause else {"name": job_id},
+    )
+
+
+def _refuse_existing(kube: Kube, job_id: str) -> None:
+    from kaip.aiplatform.jobs import find
+    from kaip.kube.errors import NotFound
+
+    try:
+        find(kube, job_id)
+    except NotFound:  # ApiMissing too: nothing of that kind can exist
+        return
+    raise _exists(job_id)
 
 
 def _hand_packages_to(kube: Kube, created: list[dict[str, Any]]) -> None:

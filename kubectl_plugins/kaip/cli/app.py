@@ -90,6 +90,11 @@ def completions(cli: click.Command, args: Sequence[str], prog_name: str) -> list
 
 
 def complete_main(cli: click.Command, prog_name: str) -> None:
-    for line in completions(cli, sys.argv[1:], prog_name):
+    """kubectl's ``kubectl_complete-<plugin>``: whatever goes wrong, nothing reaches the shell."""
+    try:
+        lines = completions(cli, sys.argv[1:], prog_name)
+    except Exception:
+        lines = [f":{DIRECTIVE_NO_FILE_COMP}"]
+    for line in lines:
         click.echo(line)
     sys.exit(0)

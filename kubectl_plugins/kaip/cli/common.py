@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
@@ -11,8 +13,30 @@ from kaip.cli.options import cluster_options, output_option
 from kaip.cli.output import dump_json, dump_yaml, echo
 from kaip.kube.config import ClusterTarget
 
+C = TypeVar("C", bound=click.Command)
 
-def version_command() -> click.Command:
+
+def examples(*lines: str) -> Callable[[C], C]:
+    """kubectl's "Examples:" section at the end of a command's help (before its options): comment
+    lines (``# List ...``) and the commands they describe, kept as written."""
+
+    def add(command: C) -> C:
+        # click rewraps a paragraph unless it starts with \b: every example is one such paragraph.
+        block = "\n".join(f"  {line}" if line else "\n\b" for line in lines)
+        command.help = f"{(command.help or '').rstrip()}\n\n\b\nExamples:\n{block}"
+        return command
+
+    return add
+
+
+def version_command(prog: str) -> click.Command:
+    @examples(
+        "# Print the client and server versions",
+        f"{prog} version",
+        "",
+        "# Print the client version only, as JSON",
+        f"{prog} version --client -o json",
+    )
     @click.command("version")
     @click.option(
         "--client",

@@ -15,33 +15,21 @@ the command's own option (``-o`` by its formats, ``--request-timeout`` as a dura
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
-from click.shell_completion import CompletionItem
 
+from kaip.cli.completion import given_before as _given_before
+from kaip.cli.completion import kubeconfig_names as _kubeconfig_names
+from kaip.cli.completion import namespaces
 from kaip.errors import ConfigError
-from kaip.kube.config import (
-    ClusterTarget,
-    kubeconfig_paths,
-    merge_kubeconfigs,
-    parse_duration,
-    read_kubeconfigs,
-)
+from kaip.kube.config import ClusterTarget, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml", "name")
-# Where the flags given before the subcommand wait for it: ctx.meta is shared by a context's children.
-_GIVEN_BEFORE = "kaip.flags_before_command"
-
-
-def _given_before(ctx: click.Context) -> dict[str, Any]:
-    given: dict[str, Any] = ctx.meta.setdefault(_GIVEN_BEFORE, {})
-    return given
 
 
 def _label(param: click.Parameter) -> str:
@@ -74,20 +62,6 @@ class _BeforeCommand(click.Option):
                 raise click.UsageError(f"{_label(self)} is given twice; give it once", ctx)
             given[self.name] = value
         return value, source
-
-
-def _kubeconfig_names(section: str) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
-    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-        kubeconfig = ctx.params.get("kubeconfig") or _given_before(ctx).get("kubeconfig")
-        target = ClusterTarget(kubeconfig=kubeconfig)
-        try:
-            files = read_kubeconfigs(kubeconfig_paths(target, os.environ), explicit=False)
-        except ConfigError:
-            return []
-        names = merge_kubeconfigs(files)[section]
-        return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
-
-    return complete
 
 
 def _timeout(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
@@ -135,7 +109,11 @@ _FLAGS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
     "namespace": (
         ("-n", "--namespace"),
-        {"metavar": "NS", "help": "The namespace (default: the context's namespace)."},
+        {
+            "metavar": "NS",
+            "help": "The namespace (default: the context's namespace).",
+            "shell_complete": namespaces(),
+        },
     ),
     "as_user": (("--as", "as_user"), {"metavar": "USER", "help": "User to impersonate for the operation."}),
     "as_groups": (
@@ -272,3 +250,19 @@ def dry_run_option(func: F) -> F:
         is_flag=False,
         help="client: print what would be sent; server: let the server check it without persisting.",
     )(func)
+
+
+def timeout_option(wait_flag: str) -> Callable[[F], F]:
+    """kubectl wait's ``--timeout`` for a command's ``wait_flag``: a duration; 0 waits forever."""
+    return click.option(
+        "--timeout",
+        metavar="DURATION",
+        default="0s",
+        show_default=True,
+        callback=_duration,
+        help=f"With {wait_flag}: give up after this long (e.g. 30s, 10m, 1h; 0 waits forever).",
+    )
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    return _timeout(ctx, param, value) or None

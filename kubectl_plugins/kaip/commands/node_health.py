@@ -3,31 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kaip.cli.app import complete_main, plugin_main
-from kaip.cli.common import version_command
+from kaip.cli.common import examples, version_command
+from kaip.cli.completion import object_names
 from kaip.cli.options import KubectlGroup, cluster_options, output_option
-from kaip.cli.output import Table, dump_json, dump_yaml, echo, format_table, note, render
+from kaip.cli.output import (
+    Table,
+    dump_json,
+    dump_yaml,
+    echo,
+    format_table,
+    note,
+    render,
+    terminal_width,
+)
 from kaip.commands.node_health_remediate import COMMANDS as REMEDIATION_COMMANDS
+from kaip.commands.node_health_session import (
+    F,
+    Session,
+    read_node_logs,
+    read_remediation_history,
+    view_options,
+)
 from kaip.errors import ExitCode
 from kaip.kube.config import ClusterTarget
 from kaip.kube.objects import name_of
-from kaip.resources import nodes
+from kaip.resources import kinds, nodes
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kaip.kube.client import Kube
     from kaip.nodehealth.nodeview import NodeView
-    from kaip.nodehealth.polarity import Polarity
     from kaip.nodehealth.summary import Summary
 
 PROG = "kubectl node-health"
-F = TypeVar("F", bound=Callable[..., Any])
-Requested = dict[str, dict[str, int]]
 
 
 @click.group(
@@ -35,38 +49,6 @@ Requested = dict[str, dict[str, int]]
 )
 def cli() -> None:
     """See every broken GPU node: conditions, cordons, taints and GPU capacity in one view."""
-
-
-def _configmap(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, str] | None:
-    if not value or value == "none":
-        return None
-    namespace, sep, name = value.partition("/")
-    if not sep or not namespace or not name:
-        raise click.BadParameter("use NAMESPACE/NAME, or none")
-    return namespace, name
-
-
-def _view_options(func: F) -> F:
-    for option in reversed(
-        [
-            click.option(
-                "--polarity-file",
-                metavar="FILE",
-                type=click.Path(dir_okay=False),
-                help='YAML "healthyWhen: {CONDITION: True|False}" extending the built-in condition polarity.',
-            ),
-            click.option(
-                "--polarity-configmap",
-                metavar="NS/NAME",
-                default=f"{nodes.POLARITY_CONFIGMAP_NAMESPACE}/{nodes.POLARITY_CONFIGMAP_NAME}",
-                show_default=True,
-                callback=_configmap,
-                help=f"ConfigMap whose key {nodes.POLARITY_CONFIGMAP_KEY} extends the polarity ('none' to skip).",
-            ),
-        ]
-    ):
-        func = option(func)
-    return func
 
 
 def _selection_options(func: F) -> F:
@@ -79,6 +61,11 @@ def _selection_options(func: F) -> F:
                 "--gpu-usage",
                 is_flag=True,
                 help="Also read the Pods bound to nodes, to show GPUs requested and free.",
+            ),
+            click.option(
+                "--stuck-pods",
+                is_flag=True,
+                help="Also read the Pods bound to nodes, to show Pods stuck terminating (--gpu-usage does too).",
             ),
             click.option(
                 "-w", "--watch", is_flag=True, help="After printing, keep watching the nodes for changes."
@@ -94,50 +81,13 @@ def _selection_options(func: F) -> F:
     return func
 
 
-class _Session:
-    """What every subcommand needs: the client, the polarity table and the clock."""
-
-    def __init__(
-        self, target: ClusterTarget, polarity_file: str | None, configmap: tuple[str, str] | None
-    ) -> None:
-        from kaip.kube import connect
-        from kaip.nodehealth import fetch
-
-        self.kube: Kube = connect(target)
-        self.polarity: Polarity
-        self.polarity, warnings = fetch.load_polarity(self.kube, file=polarity_file, configmap=configmap)
-        for warning in warnings:
-            note(f"warning: {warning}")
-
-    def view(self, item: dict[str, Any]) -> NodeView:
-        from kaip.nodehealth.nodeview import node_view
-
-        return node_view(item, self.polarity, now=self.now())
-
-    def read(self, selector: str | None) -> tuple[list[NodeView], str]:
-        from kaip.nodehealth import fetch
-
-        return fetch.read_nodes(self.kube, label_selector=selector, convert=self.view)
-
-    def requested(self, wanted: bool, *, node: str | None = None) -> Requested | None:
-        if not wanted:
-            return None
-        from kaip.nodehealth import fetch, gpu
-
-        return gpu.requested_by_node(gpu.holders(fetch.list_gpu_pods(self.kube, node=node)))
-
-    @staticmethod
-    def now() -> datetime:
-        from kaip.resources import timestamps
-
-        return timestamps.now()
-
-
-def _summary_text(summary: Summary, *, now: datetime) -> str:
+def _summary_text(summary: Summary, *, now: datetime, wide: bool) -> str:
     from kaip.nodehealth.summary import sections
 
+    width = terminal_width()
     parts = [
-        part if isinstance(part, str) else format_table(Table(*part)) for part in sections(summary, now=now)
+        part if isinstance(part, str) else format_table(Table(*part, fit=("EXAMPLES",)), width=width)
+        for part in sections(summary, now=now, wide=wide)
     ]
     return "\n\n".join(parts)
 
@@ -146,6 +96,13 @@ def _finish(exit_code: bool, problems: bool) -> int:
     return int(ExitCode.FAILURE) if exit_code and problems else int(ExitCode.OK)
 
 
+@examples(
+    "# The whole cluster at a glance",
+    "kubectl node-health summary",
+    "",
+    "# GPUs requested and free per pool; exit 1 when a node has a problem",
+    "kubectl node-health summary --gpu-usage --group-by kaip.dev/pool --exit-code",
+)
 @cli.command("summary")
 @_selection_options
 @click.option(
@@ -155,13 +112,14 @@ def _finish(exit_code: bool, problems: bool) -> int:
     show_default=True,
     help="Node label that groups the GPU table (a GPU product or a pool label).",
 )
-@_view_options
-@output_option("table", "json", "yaml")
+@view_options
+@output_option("table", "wide", "json", "yaml")
 @cluster_options
 def summary_command(
     *,
     selector: str | None,
     gpu_usage: bool,
+    stuck_pods: bool,
     watch: bool,
     exit_code: bool,
     group_by: str,
@@ -171,17 +129,19 @@ def summary_command(
     target: ClusterTarget,
 ) -> int:
     """The cluster at a glance: nodes by state, problems by condition, GPUs by group."""
-    from kaip.nodehealth import fetch
+    from kaip.nodehealth import fetch, terminating
     from kaip.nodehealth.summary import document, summarize
 
-    session = _Session(target, polarity_file, polarity_configmap)
+    session = Session(target, polarity_file, polarity_configmap)
     views, version = session.read(selector)
-    requested = session.requested(gpu_usage)
+    requested, stuck = session.pods(usage=gpu_usage, stuck=stuck_pods)
+    stuck = session.stuck_shown(stuck, views, asked=stuck_pods)
 
     def show(shown: Sequence[NodeView]) -> Summary:
-        result = summarize(shown, group_label=group_by, requested=requested)
-        if output == "table":
-            echo(_summary_text(result, now=session.now()))
+        totals = None if stuck is None else terminating.totals(stuck, (v.name for v in shown))
+        result = summarize(shown, group_label=group_by, requested=requested, stuck=totals)
+        if output in ("table", "wide"):
+            echo(_summary_text(result, now=session.now(), wide=output == "wide"))
         else:
             echo(render(output, [document(result)], single=True))
         return result
@@ -212,6 +172,13 @@ def _apply(
         known[name_of(obj)] = view(obj)
 
 
+@examples(
+    "# Every GPU node, one line each",
+    "kubectl node-health list -l nvidia.com/gpu.present=true",
+    "",
+    "# Nodes with a problem, worst first, with taints and driver versions",
+    "kubectl node-health list --only-problems --sort-by status -o wide",
+)
 @cli.command("list")
 @_selection_options
 @click.option(
@@ -236,13 +203,14 @@ def _apply(
     show_default=True,
     help="Node label shown as POOL in -o wide.",
 )
-@_view_options
+@view_options
 @output_option("table", "wide", "json", "yaml", "name", "csv")
 @cluster_options
 def list_command(
     *,
     selector: str | None,
     gpu_usage: bool,
+    stuck_pods: bool,
     watch: bool,
     exit_code: bool,
     problems: tuple[str, ...],
@@ -257,33 +225,34 @@ def list_command(
     """One line per node: state, abnormal conditions and since when, GPUs, taints."""
     from kaip.nodehealth import fetch, listing
 
-    session = _Session(target, polarity_file, polarity_configmap)
+    session = Session(target, polarity_file, polarity_configmap)
     everything, version = session.read(selector)
-    requested = session.requested(gpu_usage)
+    requested, stuck = session.pods(usage=gpu_usage, stuck=stuck_pods)
+    stuck = session.stuck_shown(stuck, everything, asked=stuck_pods)
 
     def shown(all_views: Sequence[NodeView]) -> list[NodeView]:
         picked = listing.select(all_views, problems=problems, only_problems=only_problems)
         return listing.sort(picked, sort_by)
 
-    def text(views: Sequence[NodeView], *, headers: bool) -> str:
+    usage, pods = requested is not None, stuck is not None
+
+    def rows(views: Sequence[NodeView], *, wide: bool) -> Table:
         now = session.now()
-        wide = output == "wide"
-        rows = [listing.row(v, now=now, wide=wide, pool_label=pool_label, requested=requested) for v in views]
-        table = Table([*listing.HEADERS, *(listing.WIDE_HEADERS if wide else ())], rows)
+        cells = [
+            listing.row(v, now=now, wide=wide, pool_label=pool_label, requested=requested, stuck=stuck)
+            for v in views
+        ]
+        return Table(listing.headers(wide=wide, usage=usage, stuck=pods), cells, fit=listing.FIT)
+
+    def text(views: Sequence[NodeView], *, headers: bool) -> str:
         if output in ("table", "wide"):
-            lines = format_table(table).splitlines()
+            lines = format_table(rows(views, wide=output == "wide"), width=terminal_width()).splitlines()
             return "\n".join(lines if headers else lines[1:])
-        docs = [listing.document(v, pool_label=pool_label, requested=requested) for v in views]
+        docs = [listing.document(v, pool_label=pool_label, requested=requested, stuck=stuck) for v in views]
         return render(
             output,
             docs,
-            table=lambda _wide: Table(
-                [*listing.HEADERS, *listing.WIDE_HEADERS],
-                [
-                    listing.row(v, now=now, wide=True, pool_label=pool_label, requested=requested)
-                    for v in views
-                ],
-            ),
+            table=lambda _wide: replace(rows(views, wide=True), fit=()),
             name=lambda d: f"node/{name_of(d)}",
         )
 
@@ -315,8 +284,12 @@ def _watch_docs(output: str, rendered: str) -> str:
     return rendered if output in ("name", "csv") else rendered + ("\n---" if output == "yaml" else "")
 
 
+@examples(
+    "# Conditions, taints, GPU Pods and recent Events of one node",
+    "kubectl node-health describe gpu-a-1",
+)
 @cli.command("describe")
-@click.argument("node")
+@click.argument("node", shell_complete=object_names(kinds.NODES))
 @click.option(
     "--pool-label",
     metavar="LABEL",
@@ -324,33 +297,62 @@ def _watch_docs(output: str, rendered: str) -> str:
     show_default=True,
     help="Node label shown as Pool.",
 )
-@_view_options
+@click.option(
+    "--logs",
+    "show_logs",
+    is_flag=True,
+    help="Also the node's kernel, kubelet, runtime and NPD lines from Loki.",
+)
+@click.option(
+    "--logs-window",
+    metavar="MINUTES",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="With --logs: minutes before the problem's start (and a third of it after).",
+)
+@click.option("--loki-url", metavar="URL", help="Loki's URL (overrides kaip-system/kaip-logging).")
+@view_options
 @output_option("text", "json", "yaml", default="text")
 @cluster_options
 def describe_command(
     *,
     node: str,
     pool_label: str,
+    show_logs: bool,
+    logs_window: int,
+    loki_url: str | None,
     polarity_file: str | None,
     polarity_configmap: tuple[str, str] | None,
     output: str,
     target: ClusterTarget,
 ) -> None:
-    """Every condition, taints with their age, the Pods holding GPUs and the node's recent Events."""
-    from kaip.nodehealth import fetch, gpu, listing
+    """Every condition, taints with their age, the Pods holding GPUs or stuck terminating, and the
+    node's recent Events."""
+    from kaip.nodehealth import fetch, gpu, listing, terminating
     from kaip.nodehealth.describe import describe, document, with_remediation_history
 
-    session = _Session(target, polarity_file, polarity_configmap)
+    session = Session(target, polarity_file, polarity_configmap)
     view = session.view(fetch.get_node(session.kube, node))
-    holders = gpu.holders(fetch.list_gpu_pods(session.kube, node=node))
+    pods = fetch.list_gpu_pods(session.kube, node=node)
+    holders = gpu.holders(pods, session.accelerators)
+    stuck = terminating.stuck_pods(pods, now=session.now(), table=session.accelerators)
     events = fetch.node_events(session.kube, node)
-    description = describe(view, holders=holders, events=events, pool_label=pool_label, now=session.now())
-    history = _remediation_history(session.kube, node)
+    description = describe(
+        view, holders=holders, events=events, pool_label=pool_label, now=session.now(), stuck=stuck
+    )
+    history = read_remediation_history(session.kube, node)
     if history is not None:
         description = with_remediation_history(description, history)
+    node_logs = read_node_logs(session.kube, node, view.since, logs_window, loki_url) if show_logs else None
     if output != "text":
         requested = gpu.requested_by_node(holders)
-        doc = document(description, listing.document(view, pool_label=pool_label, requested=requested))
+        node_doc = listing.document(
+            view, pool_label=pool_label, requested=requested, stuck=terminating.by_node(stuck)
+        )
+        doc = document(description, node_doc)
+        if node_logs is not None:
+            doc["logs"] = [{"time": t, "source": src, "line": text} for t, src, text in node_logs]
         echo(dump_json(doc) if output == "json" else dump_yaml(doc))
         return
     width = max(len(k) for k, _ in description.fields) + 2
@@ -362,27 +364,15 @@ def describe_command(
             lines += ["  " + line for line in table.splitlines()]
         else:
             lines.append(f"  {section.empty}")
+    if node_logs is not None:
+        lines.append("Logs:")
+        lines += [f"  {t}  {src:<22} {text}" for t, src, text in node_logs] or ["  <none>"]
     echo("\n".join(lines))
-
-
-def _remediation_history(kube: Kube, node: str) -> list[list[str]] | None:
-    """The steps of the node's NodeRemediation; None where the cluster runs no remediation (or the
-    user may not read it: the rest of the description is still worth showing)."""
-    from kaip.kube.errors import ApiMissing, Forbidden, NotFound
-    from kaip.remediation import views
-    from kaip.resources import remediation as names
-
-    try:
-        return views.history(kube.get(names.REMEDIATIONS, node))
-    except (ApiMissing, Forbidden):  # before NotFound: ApiMissing is one
-        return None
-    except NotFound:
-        return []
 
 
 for _command in REMEDIATION_COMMANDS:  # remediate, pause, resume, reset-breaker, remediation
     cli.add_command(_command)
-cli.add_command(version_command())
+cli.add_command(version_command(PROG))
 
 
 def main() -> None:

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kaip.cli.common import examples
+from kaip.cli.completion import object_names
 from kaip.cli.options import cluster_options, output_option
 from kaip.cli.output import Table, echo, format_table, note, render
 from kaip.errors import OperationFailed
 from kaip.kube.config import ClusterTarget
 from kaip.kube.objects import api_micro_time, api_time, spec_of, status_of
 from kaip.resources import remediation as names
-from kaip.resources.kinds import Resource
+from kaip.resources.kinds import NODES, Resource
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
@@ -55,8 +57,12 @@ def _requester(target: ClusterTarget) -> str:
         return "unknown"
 
 
+@examples(
+    "# Drain and reboot a node now, by the rule named reboot",
+    "kubectl node-health remediate gpu-a-1 --rule reboot",
+)
 @click.command("remediate")
-@click.argument("node")
+@click.argument("node", shell_complete=object_names(NODES))
 @click.option("--rule", "rule", required=True, metavar="RULE", help="The RemediationRule whose steps to run.")
 @click.option(
     "--dry-run",
@@ -120,6 +126,10 @@ def _set_paused(kube: Kube, rule: str | None, paused: bool, reason: str) -> str:
     return f"remediationconfig.{names.GROUP}/{names.CONFIG_NAME}"
 
 
+@examples(
+    "# Stop remediation during a maintenance window",
+    "kubectl node-health pause",
+)
 @click.command("pause")
 @click.option("--rule", metavar="RULE", help="Pause one rule only (default: all remediation).")
 @click.option("--reason", default="", help="Why (shown to other operators).")
@@ -130,6 +140,10 @@ def pause(rule: str | None, reason: str, target: ClusterTarget) -> None:
     echo(f"{what} paused")
 
 
+@examples(
+    "# Let remediation go on",
+    "kubectl node-health resume",
+)
 @click.command("resume")
 @click.option("--rule", metavar="RULE", help="Resume one rule only (default: all remediation).")
 @cluster_options
@@ -139,6 +153,10 @@ def resume(rule: str | None, target: ClusterTarget) -> None:
     echo(f"{what} resumed")
 
 
+@examples(
+    "# Close the circuit breaker once the cause is fixed",
+    "kubectl node-health reset-breaker",
+)
 @click.command("reset-breaker")
 @cluster_options
 def reset_breaker(target: ClusterTarget) -> None:
@@ -163,8 +181,15 @@ def reset_breaker(target: ClusterTarget) -> None:
     raise OperationFailed("the RemediationConfig kept changing; run reset-breaker again")
 
 
+@examples(
+    "# Every remediation in progress",
+    "kubectl node-health remediation",
+    "",
+    "# One node's full history",
+    "kubectl node-health remediation gpu-a-1",
+)
 @click.command("remediation")
-@click.argument("node", required=False)
+@click.argument("node", required=False, shell_complete=object_names(NODES))
 @output_option("table", "wide", "json", "yaml", "name")
 @cluster_options
 def remediation(node: str | None, output: str, target: ClusterTarget) -> None:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from kaip.cli.app import complete_main, plugin_main
-from kaip.cli.common import version_command
+from kaip.cli.common import examples, version_command
+from kaip.cli.completion import object_names
 from kaip.cli.options import (
     KubectlGroup,
     all_namespaces_option,
     cluster_options,
     dry_run_option,
     output_option,
+    timeout_option,
 )
 from kaip.cli.output import Table, dump_json, dump_yaml, echo, note, render
 from kaip.errors import OperationFailed
@@ -26,7 +26,6 @@ from kaip.resources import kinds, timestamps
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
     from kaip.preload.claims import ClaimView
-    from kaip.preload.status import Progress
 
 PROG = "kubectl pvc-preload"
 
@@ -38,10 +37,15 @@ def cli() -> None:
     """Create PersistentVolumeClaims preloaded from S3 or GCS, and follow their loading."""
 
 
-cli.add_command(version_command())
+cli.add_command(version_command(PROG))
 
 
 # -- create ------------------------------------------------------------------------------------
+@examples(
+    "# A 100Gi PVC filled from a bucket; wait up to 30 minutes for the data",
+    "kubectl pvc-preload create imagenet --source s3://datasets/imagenet/ --size 100Gi --credentials aws-creds \\",
+    "    --wait --timeout 30m",
+)
 @cli.command("create")
 @click.argument("name")
 @click.option("--source", required=True, metavar="URL", help="s3://BUCKET/PREFIX or gs://BUCKET/PREFIX.")
@@ -63,6 +67,7 @@ cli.add_command(version_command())
 @click.option(
     "--wait", is_flag=True, help="Wait until the data is loaded (or the load failed), showing progress."
 )
+@timeout_option("--wait")
 @output_option("yaml", "json", "name", default=None, help="Print the claim in this format.")
 @dry_run_option
 @cluster_options
@@ -76,6 +81,7 @@ def create(
     credentials: str | None,
     path: str | None,
     wait: bool,
+    timeout: float | None,
     output: str | None,
     dry_run: str,
     target: ClusterTarget,
@@ -83,6 +89,9 @@ def create(
     """Create a PVC that the data loader fills from SOURCE."""
     from kaip.preload.claims import build_claim
     from kaip.storage.source import parse_source
+
+    if timeout and not wait:
+        raise click.UsageError("--timeout goes with --wait")
 
     claim = build_claim(
         name=name,
@@ -103,7 +112,7 @@ def create(
     created = kube.create(kinds.PVCS, claim, dry_run=dry_run == "server")
     _print_created(created, output, suffix=" (server dry run)" if dry_run == "server" else "")
     if wait and dry_run == "none":
-        _finish(_follow_live(kube, name))
+        _finish(_follow_live(kube, name, timeout))
 
 
 def _print_created(obj: dict[str, Any], output: str | None, *, suffix: str) -> None:
@@ -118,6 +127,13 @@ def _print_created(obj: dict[str, Any], output: str | None, *, suffix: str) -> N
 
 
 # -- list --------------------------------------------------------------------------------------
+@examples(
+    "# The preloaded PVCs of the current namespace",
+    "kubectl pvc-preload list",
+    "",
+    "# In every namespace, with their storage class and last message",
+    "kubectl pvc-preload list -A -o wide",
+)
 @cli.command("list")
 @output_option("table", "wide", "json", "yaml", "name")
 @all_namespaces_option
@@ -160,26 +176,45 @@ def list_(*, output: str, all_namespaces: bool, target: ClusterTarget) -> None:
     echo(render(output, items, table=table))
 
 
+def _is_preload(pvc: dict[str, Any]) -> bool:
+    from kaip.preload.contract import is_preload
+
+    return is_preload(pvc)
+
+
+_PRELOADED = object_names(kinds.PVCS, keep=_is_preload)
+
+
 # -- status ------------------------------------------------------------------------------------
+@examples(
+    "# The loading state of one PVC",
+    "kubectl pvc-preload status imagenet",
+    "",
+    "# Follow it until loaded, for at most an hour",
+    "kubectl pvc-preload status imagenet -w --timeout 1h",
+)
 @cli.command("status")
-@click.argument("name")
+@click.argument("name", shell_complete=_PRELOADED)
 @click.option("-w", "--watch", is_flag=True, help="Follow the load live (progress bars, ETA) until it ends.")
+@timeout_option("-w")
 @output_option("table", "json", "yaml")
 @cluster_options
-def status(*, name: str, watch: bool, output: str, target: ClusterTarget) -> None:
+def status(*, name: str, watch: bool, timeout: float | None, output: str, target: ClusterTarget) -> None:
     """Show the loading state of one PVC; -w follows it until loaded or failed."""
     from kaip.kube import connect
-    from kaip.preload.claims import view
+    from kaip.preload.claims import describe, view
 
+    if timeout and not watch:
+        raise click.UsageError("--timeout goes with -w/--watch")
     kube = connect(target)
     pvc = _claim(kube, name)
     if output != "table":
         echo(render(output, [pvc], single=True))
         return
     if watch:
-        _finish(_follow_live(kube, name))
+        _finish(_follow_live(kube, name, timeout))
         return
-    echo(_describe(view(pvc)))
+    echo(describe(view(pvc)))
 
 
 def _claim(kube: Kube, name: str) -> dict[str, Any]:
@@ -197,41 +232,12 @@ def _claim(kube: Kube, name: str) -> dict[str, Any]:
         ) from exc
 
 
-def _describe(v: ClaimView) -> str:
-    from kaip.preload.progress import human_bytes
-
-    lines = [
-        ("Name", v.name),
-        ("Namespace", v.namespace),
-        ("Source", v.source or "<none: not a preloaded PVC>"),
-        ("Path", v.path or "/"),
-        ("Credentials", v.credentials or "<none>"),
-        ("Size", v.size),
-        ("Phase", v.phase or "<unknown>"),
-        ("State", v.state),
-    ]
-    p = v.progress
-    if p is not None:
-        bar = "#" * int(p.fraction * 30)
-        lines.append(
-            (
-                "Progress",
-                f"[{bar:<30}] {int(p.fraction * 100)}%  {p.objects_done}/{p.objects_total} objects, "
-                f"{human_bytes(p.bytes_done)}/{human_bytes(p.bytes_total)}",
-            )
-        )
-    if v.reason:
-        lines.append(("Reason", v.reason))
-    if v.message and p is None:
-        lines.append(("Message", v.message))
-    return "\n".join(f"{k + ':':<13}{val}" for k, val in lines)
-
-
-def _follow_live(kube: Kube, name: str) -> ClaimView:
+def _follow_live(kube: Kube, name: str, timeout: float | None) -> ClaimView:
+    from kaip.cli.progress import transfer_bars
     from kaip.preload.follow import follow
 
-    with _bars(f"pvc/{name}") as update:
-        return follow(kube, name, lambda v: update(v.progress, v.state))
+    with transfer_bars(f"pvc/{name}") as update:
+        return follow(kube, name, lambda v: update(v.progress, v.state), timeout=timeout)
 
 
 def _finish(v: ClaimView) -> None:
@@ -242,63 +248,13 @@ def _finish(v: ClaimView) -> None:
     echo(f"persistentvolumeclaim/{v.name} loaded from {v.source}")
 
 
-@contextmanager
-def _bars(title: str) -> Iterator[Callable[[Progress | None, str], None]]:
-    """Two rich progress bars on stderr (bytes with speed and ETA; objects), fed by progress updates."""
-    import time
-
-    from rich.console import Console
-    from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
-    from rich.progress import Progress as Bars
-
-    from kaip.preload.progress import human_bytes, rate
-
-    console = Console(stderr=True)
-    bars = Bars(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[amount]}"),
-        TextColumn("{task.fields[speed]}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-    data = bars.add_task(f"{title} bytes", total=None, amount="", speed="")
-    count = bars.add_task(f"{title} objects", total=None, amount="", speed="", visible=False)
-    samples: list[tuple[float, int]] = []
-
-    def update(p: Progress | None, state: str) -> None:
-        label = f"{title} {state or 'bytes'}"
-        if p is None:
-            bars.update(data, description=label)
-            return
-        samples.append((time.monotonic(), p.bytes_done))
-        del samples[:-20]  # the speed of the last few updates, not of the whole run
-        speed = rate(samples)
-        bars.update(
-            data,
-            description=label,
-            total=p.bytes_total,
-            completed=p.bytes_done,
-            amount=f"{human_bytes(p.bytes_done)}/{human_bytes(p.bytes_total)}",
-            speed=f"{human_bytes(speed)}/s" if speed is not None else "",
-        )
-        bars.update(
-            count,
-            total=p.objects_total,
-            completed=p.objects_done,
-            amount=f"{p.objects_done}/{p.objects_total} objects",
-            visible=True,
-        )
-
-    with bars:
-        yield update
-
-
 # -- retry -------------------------------------------------------------------------------------
+@examples(
+    "# Try a failed load again",
+    "kubectl pvc-preload retry imagenet",
+)
 @cli.command("retry")
-@click.argument("name")
+@click.argument("name", shell_complete=_PRELOADED)
 @cluster_options
 def retry(*, name: str, target: ClusterTarget) -> None:
     """Ask the data loader to try a failed load again."""
@@ -315,6 +271,13 @@ def retry(*, name: str, target: ClusterTarget) -> None:
 
 
 # -- copy --------------------------------------------------------------------------------------
+@examples(
+    "# Copy a bucket prefix into a local directory, as the loader Job does",
+    "kubectl pvc-preload copy s3://datasets/imagenet/ /data/imagenet --workers 64",
+    "",
+    "# A public bucket, without credentials",
+    "kubectl pvc-preload copy gs://public-data/mnist/ ./mnist --no-sign-request",
+)
 @cli.command("copy")
 @click.argument("source", metavar="SRC")
 @click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
@@ -340,6 +303,7 @@ def copy(
     Credentials come from the usual environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,
     STORAGE_EMULATOR_HOST). A second run fetches only what changed; a killed run resumes.
     """
+    from kaip.cli.progress import transfer_bars
     from kaip.preload.copier import CopyOptions
     from kaip.preload.copier import copy as run_copy
     from kaip.preload.errors import UnsafeKeys
@@ -353,7 +317,7 @@ def copy(
         anonymous=no_sign_request,
         durable=not no_fsync,
     )
-    with _bars("copy") as update:
+    with transfer_bars("copy") as update:
         report = run_copy(
             parse_source(source, field="SRC"), directory, options=options, on_progress=lambda p: update(p, "")
         )

@@ -47,6 +47,21 @@ class KeyFiles:
 key_files = KeyFiles()
 
 
+def server_tls(ca_pem: str | None, *, insecure: bool = False, what: str = "CA") -> ssl.SSLContext:
+    """TLS to a server other than the API server (Loki): its CA if given, else the system's store."""
+    try:
+        ctx = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cadata=ca_pem if ca_pem and not insecure else None
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(f"{what} is not a PEM certificate") from exc
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def ssl_context(conn: Connection, cert_pem: str | None, key_pem: str | None) -> ssl.SSLContext:
     # With the cluster's own CA, trust only it: loading the system store as well costs ~60 ms a run.
     try:

@@ -9,17 +9,16 @@ Everything but the file reads is pure, so the rules are unit-tested on plain dic
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from kaip.errors import ConfigError
+from kaip.proxies import proxy_from_environment
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -279,72 +278,6 @@ def load(target: ClusterTarget, environ: Mapping[str, str] | None = None) -> Con
         if found is not None:
             conn = replace(conn, proxy_url=found[1], proxy_from=found[0])
     return conn
-
-
-def _env(environ: Mapping[str, str], name: str) -> tuple[str, str]:
-    for key in (name, name.lower()):
-        if environ.get(key):
-            return key, environ[key]
-    return name, ""
-
-
-def proxy_from_environment(server: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
-    """The proxy that kubectl (Go's ProxyFromEnvironment) takes for ``server`` when the kubeconfig
-    names none: ``(variable, URL)`` from HTTPS_PROXY (https) or HTTP_PROXY (http), or None when
-    NO_PROXY covers the host, for localhost and loopback addresses, and when neither is set."""
-    parts = urlsplit(server)
-    host = (parts.hostname or "").lower()
-    if not host or host == "localhost" or _loopback(host):
-        return None
-    name, url = _env(environ, "HTTPS_PROXY" if parts.scheme == "https" else "HTTP_PROXY")
-    if not url:
-        return None
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    _, no_proxy = _env(environ, "NO_PROXY")
-    if any(_bypassed(entry.strip().lower(), host, port) for entry in no_proxy.split(",") if entry.strip()):
-        return None
-    return name, url if "://" in url else f"http://{url}"
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _bypassed(entry: str, host: str, port: int) -> bool:
-    """NO_PROXY's rules as Go reads them: ``*``; an IP or CIDR; a name for itself and its subdomains;
-    ``.name`` or ``*.name`` for subdomains only; any of them with ``:port``."""
-    if entry == "*":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if "/" in entry:
-        try:
-            return address is not None and address in ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            return False
-    name, want_port = entry, None
-    if entry.startswith("["):  # [v6]:port
-        name, _, rest = entry[1:].partition("]")
-        want_port = rest[1:] if rest.startswith(":") else None
-    elif entry.count(":") == 1:
-        name, want_port = entry.split(":")
-    if want_port and want_port != str(port):
-        return False
-    if address is not None:
-        try:
-            return address == ipaddress.ip_address(name)
-        except ValueError:
-            return False
-    if name.startswith("*."):
-        name = name[1:]
-    if name.startswith("."):
-        return host.endswith(name)
-    return host == name or host.endswith("." + name)
 
 
 def parse_duration(text: str) -> float:

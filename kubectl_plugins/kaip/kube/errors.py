@@ -90,12 +90,14 @@ def from_status(status: int, body: Any, *, resource: Resource | None = None) -> 
             details = body["details"]
     elif body:
         message = str(body)
-    message = shorten(message) or f"HTTP {status}"
     label = reason or _LABELS.get(status, f"HTTP {status}")
-    text = f"Error from server ({label}): {message}"
+    # kubectl's wording: the server's own message (`nodes "x" not found`), which the CLI prints as
+    # `error: ...` like every other error, without kubectl's `Error from server (NotFound): `.
+    text = shorten(message) or f"the server answered {label} (HTTP {status})"
     if status == 401:
         return Unauthorized(
-            f"{text} (the credentials of this kubeconfig user were refused; log in again or check the token)",
+            f"You must be logged in to the server ({label}): the credentials of this kubeconfig user "
+            "were refused; log in again or check the token",
             status=status,
             reason=reason,
         )

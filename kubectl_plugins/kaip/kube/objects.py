@@ -108,3 +108,17 @@ def api_time(moment: datetime | None = None) -> str:
 def api_micro_time(moment: datetime | None = None) -> str:
     """``moment`` (now when omitted) as a ``metav1.MicroTime``: ``2026-12-06T05:27:30.123456Z``."""
     return _utc(moment).strftime(MICRO_TIME_FORMAT)
+
+
+def overdue_deletion(obj: Mapping[str, Any] | None, *, now: datetime) -> str | None:
+    """The ``deletionTimestamp`` of an object still there after it: the server sets it to the delete
+    request's time plus the grace period, so a Pod past it is stuck terminating (a finalizer, or a
+    process the kubelet cannot kill). None for an object not being deleted, or still in its grace."""
+    deadline = metadata(obj).get("deletionTimestamp")
+    if not deadline:
+        return None
+    try:
+        when = datetime.fromisoformat(str(deadline).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return str(deadline) if _utc(now) >= _utc(when) else None

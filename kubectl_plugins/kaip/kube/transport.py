@@ -3,12 +3,11 @@ keep-alive connections, TLS with the kubeconfig's CA, client certificate and ser
 ``http://`` proxy (CONNECT for an https server), gzip-compressed answers, connect and read timeouts.
 
 Why not urllib3: importing it costs about 50 ms, a tenth of a ``jobs list``; this is what the
-client needs of it. Only :mod:`kaip.kube.client` uses this module.
+client needs of it. :mod:`kaip.kube.client` uses this module, and :mod:`kaip.logs.loki` for Loki.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import select
@@ -18,7 +17,9 @@ import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from kaip.proxies import parse_proxy
 
 STREAM_READ = 64 * 1024
 GZIP = 16 + zlib.MAX_WBITS
@@ -57,18 +58,8 @@ class Endpoint:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         if not proxy_url:
             return cls(parts.scheme, parts.hostname, port)
-        proxy = urlsplit(proxy_url)
-        if proxy.scheme != "http" or not proxy.hostname:
-            # The URL may hold a password: name only its scheme.
-            raise ValueError(
-                f'{proxy_from}: a proxy of scheme "{proxy.scheme}" is not supported: give an http:// proxy '
-                "(https to the API server is tunnelled through it with CONNECT)"
-            )
-        auth = None
-        if proxy.username is not None:
-            user_pass = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
-            auth = "Basic " + base64.b64encode(user_pass.encode()).decode()
-        return cls(parts.scheme, parts.hostname, port, proxy.hostname, proxy.port or 80, auth)
+        proxy = parse_proxy(proxy_url, source=proxy_from)  # ValueError: names the source, not the URL
+        return cls(parts.scheme, parts.hostname, port, proxy.host, proxy.port, proxy.authorization)
 
     @property
     def authority(self) -> str:

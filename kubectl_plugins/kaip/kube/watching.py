@@ -6,7 +6,9 @@ Every follower of API objects in kaip (the controller's watches, the webhook's c
 
 * ``("LISTED", obj)`` for each object of a (re-)list, page by page, then one ``("SYNCED", list)``
   whose ``metadata.resourceVersion`` is the list's: everything listed before it is the whole state;
-* ``("ADDED" | "MODIFIED" | "DELETED", obj)`` as the watch reports changes.
+* ``("ADDED" | "MODIFIED" | "DELETED", obj)`` as the watch reports changes;
+* ``("RESET", {})`` when a list broke off midway (a 410 on a later page, an error): forget its
+  ``LISTED`` events, a new list follows. A follower that builds its state from a list must take it.
 
 Bookmarks (asked for) keep the resourceVersion fresh and are not passed on; a watch the server ends
 (``timeoutSeconds``) is opened again from the last resourceVersion without a list. A ``410 Gone``
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 LISTED = "LISTED"
 SYNCED = "SYNCED"
+RESET = "RESET"
 #: The server ends each watch after this long; the loop opens the next from the last resourceVersion.
 WATCH_SECONDS = 240
 PAGE = 500
@@ -89,10 +92,13 @@ def list_watch(
     }
     version = resource_version or ""
     failures = 0
+    listed = [False]  # set by _list once it has passed on an object of an unfinished list
     while not halt.is_set():
         try:
             if not version:
-                version = yield from _list(kube, resource, scope, page)
+                if listed[0]:
+                    yield RESET, {}
+                version = yield from _list(kube, resource, scope, page, listed)
                 if halt.is_set():
                     return
             for kind, obj in kube.watch(
@@ -121,20 +127,25 @@ def list_watch(
 
 
 def _list(
-    kube: Kube, resource: Resource, scope: Mapping[str, Any], page: int
+    kube: Kube, resource: Resource, scope: Mapping[str, Any], page: int, listed: list[bool]
 ) -> Generator[tuple[str, dict[str, Any]], None, str]:
-    """One consistent list, page by page (one page of raw objects alive at a time); returns its version."""
+    """One consistent list, page by page (one page of raw objects alive at a time); returns its version.
+
+    ``listed[0]`` is true from its first object until it ends: a list that breaks off leaves it set.
+    """
     token: str | None = None
     version = ""
     while True:
         chunk = kube.list(resource, limit=page, continue_token=token, **scope)
         version = version or version_of(chunk)
         for item in chunk.get("items") or ():
+            listed[0] = True
             yield LISTED, item
         token = metadata(chunk).get("continue")
         del chunk
         if not token:
             break
+    listed[0] = False
     yield SYNCED, {"metadata": {"resourceVersion": version}}
     return version
 

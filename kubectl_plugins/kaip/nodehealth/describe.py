@@ -1,4 +1,5 @@
-"""``describe NODE``: every condition, taints with their age, the Pods holding GPUs, recent Events. Pure."""
+"""``describe NODE``: every condition, taints with their age, the Pods holding GPUs, the Pods stuck
+terminating, recent Events. Pure."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from kaip.kube.objects import metadata
 from kaip.nodehealth.gpu import GpuHolder
 from kaip.nodehealth.nodeview import NodeView
+from kaip.nodehealth.terminating import StuckPod, held_text
 from kaip.resources import timestamps
 
 EVENT_LIMIT = 20
@@ -57,6 +59,7 @@ def describe(
     events: Sequence[Mapping[str, Any]],
     pool_label: str,
     now: datetime,
+    stuck: Sequence[StuckPod] = (),
 ) -> Description:
     fields = (
         ("Name", view.name),
@@ -94,10 +97,11 @@ def describe(
         requested[h.resource] = requested.get(h.resource, 0) + h.count
     gpus = Section(
         "Accelerators",
-        ("RESOURCE", "CAPACITY", "ALLOCATABLE", "UNAVAILABLE", "REQUESTED"),
+        ("RESOURCE", "VENDOR", "CAPACITY", "ALLOCATABLE", "UNAVAILABLE", "REQUESTED"),
         tuple(
             (
                 a.resource,
+                a.vendor,
                 str(a.capacity),
                 str(a.allocatable),
                 str(a.unavailable),
@@ -114,6 +118,15 @@ def describe(
             for h in mine
         ),
     )
+    stuck_rows = Section(
+        STUCK_PODS,
+        ("NAMESPACE", "NAME", "DELETION DUE", "ACCELERATORS"),
+        tuple(
+            (p.namespace, p.name, _ago(p.deadline, now), held_text(p.accelerators, short=False))
+            for p in stuck
+            if p.node == view.name
+        ),
+    )
     event_rows = Section(
         "Events",
         ("LAST SEEN", "TYPE", "REASON", "FROM", "MESSAGE"),
@@ -128,7 +141,7 @@ def describe(
             for e in recent_events(events)
         ),
     )
-    return Description(fields, (conditions, taints, gpus, pods, event_rows))
+    return Description(fields, (conditions, taints, gpus, pods, stuck_rows, event_rows))
 
 
 def document(description: Description, node_document: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +165,7 @@ def document(description: Description, node_document: dict[str, Any]) -> dict[st
 
 
 REMEDIATION_HISTORY = "Remediation history"
+STUCK_PODS = "Pods stuck terminating"
 
 
 def with_remediation_history(description: Description, rows: Sequence[Sequence[str]]) -> Description:

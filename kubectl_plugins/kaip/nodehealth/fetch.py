@@ -3,8 +3,9 @@
 Speed rules (5,000 nodes): Nodes come in one consistent LIST read in pages of 500 (served from the
 API server's watch cache on current servers), gzip-compressed, decoded as plain dicts and turned
 into small views page by page, so the raw list is never held whole (peak memory); Pods are read
-only when GPU usage is asked for, as one field-selected list of the non-terminal Pods bound to a node
-(``resourceVersion=0``: from the watch cache).
+only when asked for (``--gpu-usage``, ``--stuck-pods``, ``describe``), as one field-selected list of
+the non-terminal Pods bound to a node (``resourceVersion=0``: from the watch cache); the Pods stuck
+terminating are among them (no field selector finds a ``deletionTimestamp``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kaip.errors import UsageError
 from kaip.kube.objects import metadata, version_of
+from kaip.nodehealth import accelerators
 from kaip.nodehealth import polarity as polarity_table
+from kaip.nodehealth.accelerators import AcceleratorTable
 from kaip.nodehealth.polarity import Polarity
 from kaip.resources import kinds, nodes
 
@@ -30,13 +33,15 @@ NON_TERMINAL = "status.phase!=Succeeded,status.phase!=Failed"
 WATCH_SECONDS = 300
 
 
-def load_polarity(
+def load_tables(
     kube: Kube | None, *, file: str | None, configmap: tuple[str, str] | None
-) -> tuple[Polarity, list[str]]:
-    """The built-in table extended by the ConfigMap, then by the flag file; and warnings to show."""
+) -> tuple[Polarity, AcceleratorTable, list[str]]:
+    """The built-in polarity extended by the ConfigMap, then by the flag file; the built-in accelerator
+    vendors extended by the same ConfigMap (key ``accelerators.yaml``); and warnings to show."""
     from kaip.kube.errors import Forbidden, NotFound
 
     table = polarity_table.builtin()
+    vendors = accelerators.BUILTIN
     warnings: list[str] = []
     if kube is not None and configmap is not None:
         namespace, name = configmap
@@ -49,17 +54,20 @@ def load_polarity(
             warnings.append(
                 f"cannot read ConfigMap {namespace}/{name} (forbidden); using the built-in condition polarity"
             )
-        text = ((cm or {}).get("data") or {}).get(nodes.POLARITY_CONFIGMAP_KEY)
-        if text:
+        data = (cm or {}).get("data") or {}
+        if text := data.get(nodes.POLARITY_CONFIGMAP_KEY):
             source = f"ConfigMap {namespace}/{name} key {nodes.POLARITY_CONFIGMAP_KEY}"
             table = table.extended(polarity_table.parse_text(text, source=source))
+        if text := data.get(nodes.ACCELERATORS_CONFIGMAP_KEY):
+            source = f"ConfigMap {namespace}/{name} key {nodes.ACCELERATORS_CONFIGMAP_KEY}"
+            vendors = vendors.extended(accelerators.parse_text(text, source=source))
     if file:
         try:
             text = Path(file).read_text()
         except OSError as exc:
             raise UsageError(f"--polarity-file {file}: cannot be read ({exc.strerror})") from exc
         table = table.extended(polarity_table.parse_text(text, source=f"--polarity-file {file}"))
-    return table, warnings
+    return table, vendors, warnings
 
 
 def read_nodes(
@@ -123,7 +131,9 @@ def watch_nodes(
         watch_seconds=WATCH_SECONDS,
         page=PAGE,
     ):
-        if kind == watching.LISTED:
+        if kind == watching.RESET:  # the list broke off: a new one follows
+            listed = []
+        elif kind == watching.LISTED:
             listed.append(obj)
         elif kind == watching.SYNCED:
             yield "SYNC", {"items": listed}

@@ -3,7 +3,8 @@
 Pure. Definitions (also in docs/node-health.md):
 
 * capacity, allocatable: summed from the nodes' status;
-* unavailable = capacity - allocatable: devices the device plugin marked unhealthy;
+* unavailable = capacity - allocatable, clamped at 0 per node before summing: devices the device
+  plugin marked unhealthy (a node reporting more allocatable than capacity hides no other's);
 * requested: what non-terminal Pods bound to the node request (only when Pods were read);
 * free: allocatable - requested on nodes that are Ready and schedulable;
 * stranded: allocatable on nodes that are cordoned, NotReady or Unknown (no Pod can use it).
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kaip.kube.objects import metadata, name_of, namespace_of, spec_of, status_of
-from kaip.nodehealth.nodeview import NodeView, count, is_accelerator
+from kaip.nodehealth.accelerators import BUILTIN, AcceleratorTable
+from kaip.nodehealth.nodeview import NodeView
+from kaip.resources.quantities import count
 
 ALL_GROUPS = "(all)"
 NO_GROUP = "<none>"
@@ -49,24 +52,24 @@ class GpuRow:
     stranded: int
 
 
-def _container_requests(container: Mapping[str, Any]) -> dict[str, int]:
+def _container_requests(container: Mapping[str, Any], table: AcceleratorTable) -> dict[str, int]:
     resources = container.get("resources") or {}
     # Extended resources may be given as limits only; the API server then defaults requests to them.
     merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-    return {k: count(v) for k, v in merged.items() if is_accelerator(k)}
+    return {k: count(v) for k, v in merged.items() if table.is_accelerator(k)}
 
 
-def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
+def pod_requests(pod: Mapping[str, Any], table: AcceleratorTable = BUILTIN) -> dict[str, int]:
     """The accelerators a Pod holds: the larger of its app containers (with sidecars) and any init step."""
     spec = spec_of(pod)
     steady: dict[str, int] = defaultdict(int)
     for container in spec.get("containers") or ():
-        for res, n in _container_requests(container).items():
+        for res, n in _container_requests(container, table).items():
             steady[res] += n
     peak: dict[str, int] = dict(steady)
     sidecars: dict[str, int] = defaultdict(int)
     for init in spec.get("initContainers") or ():
-        wanted = _container_requests(init)
+        wanted = _container_requests(init, table)
         if init.get("restartPolicy") == "Always":  # a sidecar keeps its devices
             for res, n in wanted.items():
                 sidecars[res] += n
@@ -77,14 +80,14 @@ def pod_requests(pod: Mapping[str, Any]) -> dict[str, int]:
     return {res: max(peak.get(res, 0), steady.get(res, 0)) for res in set(peak) | set(steady)}
 
 
-def holders(pods: Iterable[Mapping[str, Any]]) -> list[GpuHolder]:
+def holders(pods: Iterable[Mapping[str, Any]], table: AcceleratorTable = BUILTIN) -> list[GpuHolder]:
     out = []
     for pod in pods:
         node = spec_of(pod).get("nodeName")
         phase = status_of(pod).get("phase", "")
         if not node or phase in ("Succeeded", "Failed"):
             continue
-        for res, n in sorted(pod_requests(pod).items()):
+        for res, n in sorted(pod_requests(pod, table).items()):
             if n > 0:
                 out.append(
                     GpuHolder(
@@ -127,13 +130,14 @@ def accounting(
                 continue
             req = used.get(acc.resource, 0)
             for key in ((group, acc.resource), (ALL_GROUPS, acc.resource)):
-                s = sums.setdefault(key, [0, 0, 0, 0, 0, 0])
+                s = sums.setdefault(key, [0, 0, 0, 0, 0, 0, 0])
                 s[0] += 1
                 s[1] += acc.capacity
                 s[2] += acc.allocatable
                 s[3] += req
                 s[4] += max(acc.allocatable - req, 0) if _usable(view) else 0
                 s[5] += 0 if _usable(view) else acc.allocatable
+                s[6] += acc.unavailable  # clamped per node
     groups = {g for g, _ in sums if g != ALL_GROUPS}
     rows = []
     for (group, res), s in sorted(sums.items(), key=lambda kv: (kv[0][0] == ALL_GROUPS, kv[0])):
@@ -146,7 +150,7 @@ def accounting(
                 nodes=s[0],
                 capacity=s[1],
                 allocatable=s[2],
-                unavailable=max(s[1] - s[2], 0),
+                unavailable=s[6],
                 requested=s[3] if requested is not None else None,
                 free=s[4] if requested is not None else None,
                 stranded=s[5],

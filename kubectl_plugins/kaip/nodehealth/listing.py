@@ -7,11 +7,23 @@ from datetime import datetime
 from typing import Any
 
 from kaip.errors import UsageError
+from kaip.nodehealth import terminating
+from kaip.nodehealth.accelerators import UNKNOWN
 from kaip.nodehealth.nodeview import Accelerator, NodeView
+from kaip.nodehealth.summary import ASSUMED_MARK
+from kaip.nodehealth.terminating import StuckPod
 from kaip.resources import nodes, timestamps
 
-HEADERS = ("NAME", "STATUS", "PROBLEMS", "SINCE", "GPU", "GPU USED", "TAINTS", "AGE")
-WIDE_HEADERS = ("PRODUCT", "DRIVER", "KERNEL", "POOL", "STALE")
+#: The default columns fit 80 columns, as kubectl's do; the long ones are in -o wide.
+HEADERS = ("NAME", "STATUS", "PROBLEMS", "SINCE", "GPU", "AGE")
+#: After GPU, only with --gpu-usage: without it there is nothing to show.
+USAGE_HEADER = "GPU USED"
+#: Last before AGE, only when Pods were read (--gpu-usage, --stuck-pods): Pods past their deletion.
+STUCK_HEADER = "STUCK"
+WIDE_HEADERS = ("TAINTS", "PRODUCT", "DRIVER", "KERNEL", "POOL", "STALE")
+#: The columns cut short to fit the terminal, in this order (many problems; a cordon and a remediation;
+#: several MIG profiles).
+FIT = ("PROBLEMS", "STATUS", "GPU", USAGE_HEADER)
 
 _STATE_RANK = {"Unknown": 0, "NotReady": 1, "Ready": 2}
 _FAR_FUTURE = "9999"
@@ -82,6 +94,23 @@ def _present(view: NodeView) -> list[Accelerator]:
     return [a for a in view.accelerators if a.capacity or a.allocatable]
 
 
+def headers(*, wide: bool, usage: bool, stuck: bool = False) -> list[str]:
+    """The columns of :func:`row`: GPU USED only with ``usage``, STUCK only with ``stuck`` (Pods
+    read), the long ones only when ``wide``."""
+    out = list(HEADERS)
+    if usage:
+        out.insert(out.index("GPU") + 1, USAGE_HEADER)
+    if stuck:
+        out.insert(out.index("AGE"), STUCK_HEADER)
+    return out + (list(WIDE_HEADERS) if wide else [])
+
+
+def problems_text(view: NodeView) -> str:
+    """PROBLEMS, a condition of assumed polarity marked ``?``."""
+    assumed = view.assumed_problems
+    return ",".join(p + (ASSUMED_MARK if p in assumed else "") for p in view.problems) or "<none>"
+
+
 def row(
     view: NodeView,
     *,
@@ -89,24 +118,26 @@ def row(
     wide: bool,
     pool_label: str,
     requested: Mapping[str, Mapping[str, int]] | None,
+    stuck: Mapping[str, Sequence[StuckPod]] | None = None,
 ) -> list[str]:
+    """The cells under :func:`headers` (``requested`` None: no GPU USED; ``stuck`` None: no STUCK)."""
     accs = _present(view)
-    used = "-"
-    if requested is not None:
-        mine = requested.get(view.name, {})
-        used = _gpu_cell(accs, lambda a: str(mine.get(a.resource, 0)))
     cells = [
         view.name,
         view.status,
-        ",".join(view.problems) or "<none>",
+        problems_text(view),
         timestamps.age(view.since, at=now) if view.since else "-",
         _gpu_cell(accs, lambda a: f"{a.allocatable}/{a.capacity}"),
-        used,
-        ",".join(str(t) for t in view.taints) or "<none>",
-        timestamps.age(view.created, at=now),
     ]
+    if requested is not None:
+        mine = requested.get(view.name, {})
+        cells.append(_gpu_cell(accs, lambda a: str(mine.get(a.resource, 0))))
+    if stuck is not None:
+        cells.append(str(len(stuck.get(view.name, ()))))
+    cells.append(timestamps.age(view.created, at=now))
     if wide:
         cells += [
+            ",".join(str(t) for t in view.taints) or "<none>",
             view.product or "-",
             view.driver or "-",
             view.kernel or "-",
@@ -117,9 +148,13 @@ def row(
 
 
 def document(
-    view: NodeView, *, pool_label: str, requested: Mapping[str, Mapping[str, int]] | None
+    view: NodeView,
+    *,
+    pool_label: str,
+    requested: Mapping[str, Mapping[str, int]] | None,
+    stuck: Mapping[str, Sequence[StuckPod]] | None = None,
 ) -> dict[str, Any]:
-    """One node's health for ``-o json|yaml``."""
+    """One node's health for ``-o json|yaml`` (``stuckTerminatingPods`` null when Pods were not read)."""
     mine = (requested or {}).get(view.name, {})
     return {
         "apiVersion": "kaip.dev/v1alpha1",
@@ -151,6 +186,8 @@ def document(
         "accelerators": [
             {
                 "resource": a.resource,
+                "vendor": a.vendor,
+                "knownVendor": a.vendor != UNKNOWN,
                 "capacity": a.capacity,
                 "allocatable": a.allocatable,
                 "unavailable": a.unavailable,
@@ -163,4 +200,5 @@ def document(
         "kernel": view.kernel or None,
         "pool": view.labels.get(pool_label),
         "stale": list(view.stale),
+        "stuckTerminatingPods": None if stuck is None else terminating.document(stuck.get(view.name, ())),
     }

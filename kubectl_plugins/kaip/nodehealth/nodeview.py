@@ -1,19 +1,29 @@
 """One Node object read into what ``kubectl node-health`` shows: state, problems, taints, GPUs.
 
-Pure: a Node (plain dict from the API) and the polarity table in, a frozen :class:`NodeView` out.
+Pure: a Node (plain dict from the API), the polarity and accelerator tables in, a frozen
+:class:`NodeView` out. Rules every view follows (docs/node-health.md):
+
+* a condition type listed twice counts once: the last entry wins, as in kubectl's printer;
+* one Ready decision, kubectl's STATUS: Ready ``True`` is Ready, any other status NotReady, no Ready
+  condition Unknown; the summary's counts, its problem table, ``list`` and ``describe`` all read it;
+* SINCE is the oldest ``lastTransitionTime`` among the PROBLEMS (abnormal conditions other than
+  Ready); a node whose only problem is its state shows since when its Ready condition changed (or its
+  creation, when it has none);
+* quantities are Kubernetes quantities (``1k``, ``1e3``), see :mod:`kaip.resources.quantities`.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from kaip.kube.objects import labels_of, metadata, name_of, spec_of, status_of
+from kaip.nodehealth.accelerators import BUILTIN, UNKNOWN, AcceleratorTable
 from kaip.nodehealth.polarity import Polarity
 from kaip.resources import nodes, timestamps
+from kaip.resources.quantities import count
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Accelerator:
     resource: str
     capacity: int
     allocatable: int
+    vendor: str = UNKNOWN  # accelerators.UNKNOWN: the name looks like an accelerator, no table lists it
 
     @property
     def unavailable(self) -> int:
@@ -70,6 +81,7 @@ class NodeView:
     created: str | None
     kernel: str
     stale: tuple[str, ...]  # conditions whose detector stopped sending heartbeats
+    product: str = ""  # the first product label of the accelerator table the node carries
 
     @property
     def status(self) -> str:
@@ -87,8 +99,9 @@ class NodeView:
         return self.state != "Ready" or bool(self.problems) or any(a.unavailable for a in self.accelerators)
 
     @property
-    def product(self) -> str:
-        return self.labels.get(nodes.LABEL_GPU_PRODUCT, "")
+    def assumed_problems(self) -> tuple[str, ...]:
+        """The PROBLEMS judged by an assumed polarity (no table names them)."""
+        return tuple(c.type for c in self.conditions if c.abnormal and c.assumed and c.type != nodes.READY)
 
     @property
     def driver(self) -> str:
@@ -99,18 +112,6 @@ class NodeView:
 
     def taint_effects(self) -> set[str]:
         return {t.effect for t in self.taints}
-
-
-def is_accelerator(resource: str) -> bool:
-    return any(fnmatch.fnmatchcase(resource, p) for p in nodes.ACCELERATOR_PATTERNS)
-
-
-def count(quantity: Any) -> int:
-    """An extended resource quantity (always a whole number) as int; unreadable ones count 0."""
-    try:
-        return int(str(quantity))
-    except ValueError:
-        return 0
 
 
 def read_condition(raw: Mapping[str, Any], polarity: Polarity) -> Condition:
@@ -149,41 +150,67 @@ def _stale(conditions: tuple[Condition, ...], now: datetime) -> tuple[str, ...]:
     return tuple(out)
 
 
-def node_view(node: Mapping[str, Any], polarity: Polarity, *, now: datetime) -> NodeView:
+def _unique(raw: Any) -> list[Mapping[str, Any]]:
+    """Conditions by type, the last entry of a type winning (kubectl's printer keeps a map)."""
+    by_type: dict[str, Mapping[str, Any]] = {}
+    for c in raw or ():
+        by_type[str(c.get("type", ""))] = c
+    return list(by_type.values())
+
+
+def _state(ready: Condition | None) -> str:
+    """kubectl's STATUS: Ready only when the Ready condition is True; no Ready condition: Unknown."""
+    if ready is None:
+        return "Unknown"
+    return "Ready" if ready.status == "True" else "NotReady"
+
+
+def node_view(
+    node: Mapping[str, Any], polarity: Polarity, *, now: datetime, accelerators: AcceleratorTable = BUILTIN
+) -> NodeView:
     meta = metadata(node)
     spec = spec_of(node)
     status = status_of(node)
-    conditions = tuple(read_condition(c, polarity) for c in status.get("conditions") or ())
+    conditions = tuple(read_condition(c, polarity) for c in _unique(status.get("conditions")))
     ready = next((c for c in conditions if c.type == nodes.READY), None)
-    state = {"True": "Ready", "False": "NotReady"}.get(ready.status if ready else "", "Unknown")
-    abnormal = [c for c in conditions if c.abnormal]
+    state = _state(ready)
+    if ready is not None:
+        # the one Ready decision: whatever a polarity file says of Ready, kubectl's STATUS decides
+        ready_abnormal = state != "Ready"
+        if ready.abnormal != ready_abnormal or ready.healthy_status != "True":
+            ready = replace(ready, healthy_status="True", assumed=False, abnormal=ready_abnormal)
+            conditions = tuple(ready if c.type == nodes.READY else c for c in conditions)
+    problems = [c for c in conditions if c.abnormal and c.type != nodes.READY]
     taints = tuple(
         Taint(str(t.get("key", "")), str(t.get("value") or ""), str(t.get("effect", "")), t.get("timeAdded"))
         for t in spec.get("taints") or ()
     )
     capacity = status.get("capacity") or {}
     allocatable = status.get("allocatable") or {}
-    accelerators = tuple(
-        Accelerator(name, count(capacity.get(name, 0)), count(allocatable.get(name, 0)))
-        for name in sorted(set(capacity) | set(allocatable))
-        if is_accelerator(name)
-    )
+    found = []
+    for name in sorted(set(capacity) | set(allocatable)):
+        vendor = accelerators.vendor(name)
+        if vendor is not None:
+            found.append(
+                Accelerator(name, count(capacity.get(name, 0)), count(allocatable.get(name, 0)), vendor)
+            )
     labels = labels_of(node)
-    since = min((c.since for c in abnormal if c.since), default=None)
-    if ready is None and since is None:
-        since = meta.get("creationTimestamp")
+    since = min((c.since for c in problems if c.since), default=None)
+    if since is None and state != "Ready":
+        since = ready.since if ready is not None else meta.get("creationTimestamp")
     return NodeView(
         name=name_of(node),
         state=state,
         unschedulable=bool(spec.get("unschedulable")),
         remediation=_remediation(labels, taints),
         conditions=conditions,
-        problems=tuple(c.type for c in abnormal if c.type != nodes.READY),
+        problems=tuple(c.type for c in problems),
         since=since,
         taints=taints,
-        accelerators=accelerators,
+        accelerators=tuple(found),
         labels=labels,
         created=meta.get("creationTimestamp"),
         kernel=str((status.get("nodeInfo") or {}).get("kernelVersion", "")),
         stale=_stale(conditions, now),
+        product=accelerators.product(labels),
     )

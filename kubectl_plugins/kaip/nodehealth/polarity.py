@@ -3,7 +3,9 @@
 Built in: ``Ready`` and every ``*Ready`` condition is healthy when True; the kubelet's pressure
 conditions, node-problem-detector's conditions and the seed's GPU conditions are healthy when False.
 A condition found in no table is judged by node-problem-detector's convention (True = problem) and
-marked *assumed*, so that it is shown, never dropped. ``Unknown`` is abnormal for every condition.
+marked *assumed*, so that it is shown, never dropped; a name ending in ``NotReady``, ``Unavailable``
+or ``Failed`` is never taken for a ``*Ready`` one. ``Unknown`` is abnormal for every condition.
+Precedence: the file, then the ConfigMap, then the built-in table, for exact names and patterns alike.
 
 The admin's file (``--polarity-file`` or the ConfigMap key ``polarity.yaml``)::
 
@@ -27,19 +29,47 @@ _STATUSES = {"True": True, "False": False}
 
 
 @dataclass(frozen=True)
-class Polarity:
-    """``healthy_when_true`` per condition type (exact names) and per fnmatch pattern."""
+class Layer:
+    """One source's table: ``healthy_when_true`` per exact name and per fnmatch pattern."""
 
     exact: Mapping[str, bool] = field(default_factory=dict)
     patterns: tuple[tuple[str, bool], ...] = ()
 
-    def healthy_status(self, ctype: str) -> tuple[str, bool]:
-        """The status that means healthy for ``ctype``, and whether that is only assumed."""
+    def lookup(self, ctype: str) -> bool | None:
         if ctype in self.exact:
-            return _name(self.exact[ctype]), False
+            return self.exact[ctype]
         for pattern, when_true in self.patterns:
             if fnmatch.fnmatchcase(ctype, pattern):
+                return when_true
+        return None
+
+
+@dataclass(frozen=True)
+class Polarity:
+    """Layers of tables, the first that knows a condition type decides (file, ConfigMap, built-in):
+    within a layer an exact name before a pattern, but an earlier layer's pattern before a later
+    layer's exact name. Answers are remembered per type (a cluster has a few dozen types)."""
+
+    layers: tuple[Layer, ...] = ()
+    _memo: dict[str, tuple[str, bool]] = field(default_factory=dict, compare=False, repr=False)
+
+    def healthy_status(self, ctype: str) -> tuple[str, bool]:
+        """The status that means healthy for ``ctype``, and whether that is only assumed."""
+        try:
+            return self._memo[ctype]
+        except KeyError:
+            found = self._memo[ctype] = self._decide(ctype)
+            return found
+
+    def _decide(self, ctype: str) -> tuple[str, bool]:
+        for layer in self.layers:
+            when_true = layer.lookup(ctype)
+            if when_true is not None:
                 return _name(when_true), False
+        # node-problem-detector's convention (True = problem), never "healthy when True" for a
+        # name that says the opposite (KubeletNotReady ends in Ready too).
+        if ctype.endswith(nodes.PROBLEM_SUFFIXES):
+            return "False", True
         if ctype.endswith("Ready"):
             return "True", False
         return "False", True
@@ -49,8 +79,8 @@ class Polarity:
         return status != healthy
 
     def extended(self, other: Polarity) -> Polarity:
-        """This table with ``other``'s entries taking precedence."""
-        return Polarity({**self.exact, **other.exact}, other.patterns + self.patterns)
+        """This table with ``other``'s layers taking precedence."""
+        return Polarity(other.layers + self.layers)
 
 
 def _name(when_true: bool) -> str:
@@ -59,9 +89,14 @@ def _name(when_true: bool) -> str:
 
 def builtin() -> Polarity:
     table = {nodes.READY: True}
-    for ctype in (*nodes.KUBELET_PROBLEM_CONDITIONS, *nodes.NPD_CONDITIONS, *nodes.SEED_CONDITIONS):
+    for ctype in (
+        *nodes.KUBELET_PROBLEM_CONDITIONS,
+        *nodes.NPD_CONDITIONS,
+        *nodes.SEED_CONDITIONS,
+        *nodes.NODE_CHECK_CONDITIONS,
+    ):
         table[ctype] = False
-    return Polarity(table)
+    return Polarity((Layer(table),))
 
 
 def parse(document: Any, *, source: str) -> Polarity:
@@ -80,7 +115,7 @@ def parse(document: Any, *, source: str) -> Polarity:
             patterns.append((str(ctype), _STATUSES[text]))
         else:
             exact[str(ctype)] = _STATUSES[text]
-    return Polarity(exact, tuple(patterns))
+    return Polarity((Layer(exact, tuple(patterns)),))
 
 
 def parse_text(text: str, *, source: str) -> Polarity:

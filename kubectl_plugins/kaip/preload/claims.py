@@ -16,6 +16,7 @@ from kaip.errors import UsageError
 from kaip.kube.objects import annotations_of, metadata, name_of, namespace_of, spec_of, status_of, version_of
 from kaip.preload.contract import is_preload
 from kaip.preload.plan import path_problem
+from kaip.preload.progress import human_bytes
 from kaip.preload.status import FAILED, LOADED, LOADING, PENDING, Progress, current, parse_message, state_of
 from kaip.resources.preload import (
     ANNOTATION_CREDENTIALS,
@@ -164,3 +165,32 @@ def retry_patch(pvc: Mapping[str, Any]) -> dict[str, Any]:
     if rv:
         meta["resourceVersion"] = rv  # lose a race rather than skip a bump
     return {"metadata": meta}
+
+
+def describe(v: ClaimView) -> str:
+    """``pvc-preload status``: the claim as aligned ``Field:  value`` lines, kubectl describe's shape."""
+    lines = [
+        ("Name", v.name),
+        ("Namespace", v.namespace),
+        ("Source", v.source or "<none: not a preloaded PVC>"),
+        ("Path", v.path or "/"),
+        ("Credentials", v.credentials or "<none>"),
+        ("Size", v.size),
+        ("Phase", v.phase or "<unknown>"),
+        ("State", v.state),
+    ]
+    p = v.progress
+    if p is not None:
+        bar = "#" * int(p.fraction * 30)
+        lines.append(
+            (
+                "Progress",
+                f"[{bar:<30}] {int(p.fraction * 100)}%  {p.objects_done}/{p.objects_total} objects, "
+                f"{human_bytes(p.bytes_done)}/{human_bytes(p.bytes_total)}",
+            )
+        )
+    if v.reason:
+        lines.append(("Reason", v.reason))
+    if v.message and p is None:
+        lines.append(("Message", v.message))
+    return "\n".join(f"{k + ':':<13}{val}" for k, val in lines)

@@ -23,6 +23,8 @@ _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
 _MAX_PATH = 1024
 _MAX_NAME = 253
+#: The most shards one PVC may ask for (an Indexed Job allows far more; a store and a volume do not).
+MAX_PARALLELISM = 64
 
 
 class BadAnnotation(InvalidSource):
@@ -48,12 +50,17 @@ class LoadRequest:
     resources: tuple[tuple[str, str], ...] = ()
     #: Value of ``preload.kaip.dev/retry``: a new value asks for a new attempt.
     retry: str = ""
+    #: Shards asked for by ``preload.kaip.dev/parallelism``; None: the controller's default applies.
+    parallelism: int | None = None
 
     @property
     def key(self) -> str:
-        """10 hex digits that change whenever the load to run changes (source, path, credentials, retry)."""
-        text = "\n".join((self.source.url, self.path, self.credentials or "", self.retry))
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        """10 hex digits that change whenever the load to run changes (source, path, credentials,
+        retry, parallelism; an unset parallelism leaves the key as it was before the annotation)."""
+        parts = [self.source.url, self.path, self.credentials or "", self.retry]
+        if self.parallelism is not None:
+            parts.append(f"parallelism={self.parallelism}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:10]
 
 
 def is_preload(pvc: Mapping[str, Any]) -> bool:
@@ -83,7 +90,22 @@ def read_request(pvc: Mapping[str, Any]) -> LoadRequest | None:
         path=parse_path(notes.get(names.ANNOTATION_PATH)),
         resources=parse_resources(notes.get(names.ANNOTATION_RESOURCES)),
         retry=str(notes.get(names.ANNOTATION_RETRY) or ""),
+        parallelism=parse_parallelism(notes.get(names.ANNOTATION_PARALLELISM)),
     )
+
+
+def parse_parallelism(value: object) -> int | None:
+    """The shard count annotation: an integer from 1 to :data:`MAX_PARALLELISM`; None when unset."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PARALLELISM:
+        raise BadAnnotation(
+            names.ANNOTATION_PARALLELISM,
+            f"annotation {names.ANNOTATION_PARALLELISM}: {text[:40]!r} is not a number of loader Pods "
+            f"from 1 to {MAX_PARALLELISM}; write e.g. 4 (or remove it for the cluster's default)",
+        )
+    return int(text)
 
 
 def _credentials(value: object) -> str | None:

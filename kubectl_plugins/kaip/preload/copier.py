@@ -10,6 +10,7 @@ finished file again, and a run over an unchanged source fetches nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -19,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaip.preload import manifest
-from kaip.preload.errors import SourceNotFound
+from kaip.preload.errors import InsufficientCapacity, SourceNotFound
 from kaip.preload.fetch import Fetcher, Large, MiB
 from kaip.preload.manifest import Record
-from kaip.preload.plan import Entry, Plan, make_plan
+from kaip.preload.plan import JOURNAL_FILE, Entry, Plan, make_plan
+from kaip.preload.shards import Shard
 from kaip.preload.status import Progress
-from kaip.preload.target import Target, UnsafePath
+from kaip.preload.target import Target, UnsafePath, full
+from kaip.resources.preload import MANIFEST_FILE
 from kaip.storage import Store, StoreConfig, open_store
 from kaip.storage.checksums import Expected
 from kaip.storage.retry import RetryPolicy
@@ -57,6 +60,11 @@ class CopyOptions:
     #: Seconds a connection may stay silent (connect, or between bytes of an answer) before a retry.
     timeout: float = 60.0
     progress_interval: float = 0.5
+    #: The volume's declared capacity in bytes (the PVC's), checked with the file system's own size
+    #: and free space before copying; None: the file system's figures only.
+    capacity: int | None = None
+    #: Copy only the keys this shard owns, recorded in its own manifest (:mod:`kaip.preload.shards`).
+    shard: Shard | None = None
 
     def store_config(self) -> StoreConfig:
         return StoreConfig(
@@ -104,6 +112,16 @@ class CopyReport:
         return ", ".join(parts) or "nothing copied"
 
 
+def _size(n: int) -> str:
+    """``3145728 bytes (3.0 MiB)``: exact, and readable."""
+    value, unit = float(n), "bytes"
+    for name in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, name
+    return f"{n} bytes" if unit == "bytes" else f"{n} bytes ({value:.1f} {unit})"
+
+
 def copy(
     source: Source,
     target: Path,
@@ -140,6 +158,10 @@ class _Run:
         self.records: dict[str, Record] = {}
         self.journal: manifest.Journal | None = None
         self.loaded = manifest.Loaded(records={})
+        self.record = options.shard.record_name if options.shard else MANIFEST_FILE
+        self.listing_bytes = self.listing_count = 0  # the whole listing's, a shard's plan aside
+        self.larges: list[Large] = []
+        self.fresh: list[tuple[str, Record]] = []
         self.fetch = Fetcher(
             store=store,
             source=source,
@@ -156,27 +178,41 @@ class _Run:
         if not objects:
             raise SourceNotFound(f"no objects under {self.source.url}")
         plan = make_plan(source_url=self.source.url, prefix=self.source.prefix, objects=objects)
+        self.listing_bytes, self.listing_count = plan.bytes_total, len(plan.entries)
+        if self.options.shard is not None:
+            plan = _owned(plan, self.options.shard)
         self.report.refused = list(plan.refused)
         self.report.skipped = list(plan.skipped)
         self.report.digest = plan.digest
         todo = self._reuse(plan)
-        self._progress(plan)
         try:
-            self._transfer(plan, todo)
-        finally:
-            if self.journal is not None:
-                self.journal.close()
-            self.report.retries = self.store.counter.retries
-            self.report.throttled = self.store.counter.throttled
-        if self.error is not None:
-            raise self.error
-        self._finish(plan)
+            try:
+                self._check_space(plan, todo)
+                self._open_journal(todo)
+                self._progress(plan)
+                self._transfer(plan, todo)
+            finally:
+                for large in self.larges:  # parts that never ran: their temporary file goes
+                    if large.parts_left:
+                        self.fetch.abandon(large)
+                if self.journal is not None:
+                    self.journal.close()
+                self.report.retries = self.store.counter.retries
+                self.report.throttled = self.store.counter.throttled
+            if self.error is not None:
+                raise self.error
+            self._finish(plan)
+        except OSError as exc:  # the journal or the manifest met a full volume
+            no_room = full(exc, JOURNAL_FILE)
+            if no_room is None:
+                raise
+            raise no_room from exc
         self.report.seconds = time.monotonic() - started
         return self.report
 
     def _reuse(self, plan: Plan) -> list[Entry]:
         """Entries still to fetch; the rest are whole on disk from an earlier (maybe killed) run."""
-        loaded = manifest.read(self.target.root)
+        loaded = manifest.read(self.target.root, name=self.record)
         self.loaded = loaded
         todo: list[Entry] = []
         fresh: list[tuple[str, Record]] = []
@@ -199,11 +235,35 @@ class _Run:
             self.report.bytes_reused += obj.size
         self.objects_done = self.report.objects_reused
         self.bytes_done = self.report.bytes_reused
-        if todo or fresh:
-            self.journal = manifest.Journal(self.target.root)
-            for path, record in fresh:
-                self.journal.add(path, record)
+        self.fresh = fresh
         return todo
+
+    def _open_journal(self, todo: list[Entry]) -> None:
+        """The journal, when this run will write: after the space check, so a refusal writes nothing."""
+        if todo or self.fresh:
+            self.journal = manifest.Journal(self.target.root, name=self.record)
+            for path, record in self.fresh:
+                self.journal.add(path, record)
+
+    def _check_space(self, plan: Plan, todo: list[Entry]) -> None:
+        """Before anything is written: refuse a listing larger than the volume itself, or needing more
+        than its free space for what is still to fetch (each file counted in whole blocks)."""
+        size, free, block = self.target.space()
+        capacity = min(size, self.options.capacity) if self.options.capacity else size
+        if self.listing_bytes > capacity:
+            whose = "the PVC's capacity" if capacity == self.options.capacity else "the volume's size"
+            raise InsufficientCapacity(
+                f"{self.source.url} holds {_size(self.listing_bytes)} in {self.listing_count} objects, more "
+                f"than {whose} of {_size(capacity)}: make the PVC larger (spec.resources.requests.storage) "
+                "or load a smaller prefix, then retry"
+            )
+        needed = sum(-(-e.obj.size // block) * block for e in todo)
+        if needed > free:
+            raise InsufficientCapacity(
+                f"{self.source.url} needs {_size(needed)} more on the volume for {len(todo)} objects, and "
+                f"the volume has {_size(free)} free: make the PVC larger (spec.resources.requests.storage) "
+                "or free space on it, then retry"
+            )
 
     def _transfer(self, plan: Plan, todo: list[Entry]) -> None:
         tasks: deque[Callable[[], None]] = deque()
@@ -213,6 +273,7 @@ class _Run:
             if size > self.options.multipart_threshold:
                 count = -(-size // part)
                 large = Large(entry, count)
+                self.larges.append(large)
                 tasks.extend(
                     functools.partial(self.fetch.part, large, i * part, min(part, size - i * part))
                     for i in range(count)
@@ -290,7 +351,10 @@ class _Run:
     def _finish(self, plan: Plan) -> None:
         if self.options.delete_removed:
             planned = {e.path for e in plan.entries}
+            shard = self.options.shard
             for path in set(self.loaded.records) - planned:
+                if shard is not None and not shard.owns(self.loaded.records[path].key):
+                    continue  # another shard's file: never ours to remove
                 if self.target.remove(path):
                     self.report.removed += 1
         if self.options.durable and self.report.objects_copied:
@@ -302,5 +366,18 @@ class _Run:
                 digest=plan.digest,
                 source=self.source.url,
                 durable=self.options.durable,
+                name=self.record,
             )
         self.report.refused.sort()
+
+
+def _owned(plan: Plan, shard: Shard) -> Plan:
+    """The part of ``plan`` that ``shard`` fetches (and reports: its refused and skipped keys)."""
+    entries = tuple(e for e in plan.entries if shard.owns(e.obj.key))
+    return dataclasses.replace(
+        plan,
+        entries=entries,
+        refused=tuple(r for r in plan.refused if shard.owns(r[0])),
+        skipped=tuple(r for r in plan.skipped if shard.owns(r[0])),
+        bytes_total=sum(e.obj.size for e in entries),
+    )

@@ -39,6 +39,18 @@ class TargetError(StorageError):
     reason = "TargetUnwritable"
 
 
+class InsufficientCapacity(TargetError):
+    """The listing holds more bytes than the volume can take; found before anything is copied."""
+
+    reason = names.REASON_INSUFFICIENT_CAPACITY
+
+
+class TargetFull(TargetError):
+    """The volume ran out of space or quota (ENOSPC, EDQUOT) during the copy: retrying cannot help."""
+
+    reason = names.REASON_TARGET_FULL
+
+
 class UnsafeKeys(StorageError):
     """Some keys were refused because they would land outside the target or collide."""
 
@@ -73,12 +85,14 @@ __all__ = [
     "AccessDenied",
     "BadAnswer",
     "ChecksumMismatch",
+    "InsufficientCapacity",
     "InvalidSource",
     "ObjectChanged",
     "SourceNotFound",
     "StorageError",
     "StoreUnreachable",
     "TargetError",
+    "TargetFull",
     "Throttled",
     "TransferFailed",
     "UnsafeKeys",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kaip.preload.errors import ChecksumMismatch
 from kaip.preload.plan import Entry
-from kaip.preload.target import Target, UnsafePath
+from kaip.preload.target import Target, UnsafePath, full
 from kaip.storage import Store, checksums
 from kaip.storage.checksums import Expected
 from kaip.storage.source import Source
@@ -36,6 +36,8 @@ class Large:
         self.tmp: Path | None = None
         self.lock = threading.Lock()
         self.failed = False
+        #: Parts writing into ``fd`` now: the file is closed only when none is.
+        self.active = 0
 
 
 class Fetcher:
@@ -70,10 +72,13 @@ class Fetcher:
             sink = _Sink(fd, entry.obj.published, self.moved)
             try:
                 self.store.read(self.source.bucket, entry.obj, write=sink.write, on_open=sink.open)
-            except BaseException:
+            except BaseException as exc:
                 os.close(fd)
                 self.target.discard(tmp)
                 self.moved(-sink.written)
+                no_room = full(exc, entry.path) if isinstance(exc, OSError) else None
+                if no_room is not None:
+                    raise no_room from exc
                 raise
             os.close(fd)
             if sink.matches():
@@ -92,11 +97,20 @@ class Fetcher:
             if large.fd < 0:
                 try:
                     large.fd, large.tmp = self.target.create_temp(large.entry.path)
-                    os.ftruncate(large.fd, large.entry.obj.size)
+                    try:
+                        os.ftruncate(large.fd, large.entry.obj.size)
+                    except OSError as exc:
+                        large.failed = True
+                        _close(large, self.target)
+                        no_room = full(exc, large.entry.path)
+                        if no_room is None:
+                            raise
+                        raise no_room from exc
                 except UnsafePath as exc:
                     large.failed = True
                     self.refuse(large.entry, str(exc))
                     return
+            large.active += 1
         try:
             self.store.read_into(
                 self.source.bucket,
@@ -106,34 +120,59 @@ class Fetcher:
                 fd=large.fd,
                 moved=self.moved,
             )
-        except BaseException:
-            with large.lock:
-                if not large.failed:
-                    large.failed = True
-                    os.close(large.fd)
-                    self.target.discard(large.tmp) if large.tmp else None
+        except BaseException as exc:
+            self._release(large, failed=True)
+            no_room = full(exc, large.entry.path) if isinstance(exc, OSError) else None
+            if no_room is not None:
+                raise no_room from exc
             raise
-        with large.lock:
-            large.parts_left -= 1
-            last = large.parts_left == 0
-        if last:
+        if self._release(large, failed=False):
             self._finish_large(large)
 
+    def _release(self, large: Large, *, failed: bool) -> bool:
+        """One part is over; whether it was the last of an object that did not fail. The file of a
+        failed object is closed and removed by the last part still writing into it, never under one
+        (a closed descriptor's number may already name another file)."""
+        with large.lock:
+            large.active -= 1
+            if failed:
+                large.failed = True
+            else:
+                large.parts_left -= 1
+            if large.failed:
+                if large.active == 0:
+                    _close(large, self.target)
+                return False
+            return large.parts_left == 0
+
+    def abandon(self, large: Large) -> None:
+        """Remove the temporary file of an object whose remaining parts will not run (the copier
+        stopped); called once no worker runs."""
+        with large.lock:
+            large.failed = True
+            if large.active == 0:
+                _close(large, self.target)
+
     def _finish_large(self, large: Large) -> None:
-        entry = large.entry
-        assert large.tmp is not None
-        expected = checksums.choose(
-            (*entry.obj.published, *self.store.stat_checksums(self.source.bucket, entry.obj))
-        )
+        entry, tmp = large.entry, large.tmp
+        assert tmp is not None
         try:
+            expected = checksums.choose(
+                (*entry.obj.published, *self.store.stat_checksums(self.source.bucket, entry.obj))
+            )
             if expected is not None:
                 got = checksums.digest_of(expected.algorithm, _read_back(large.fd, entry.obj.size))
                 if got != expected.digest:
-                    self.target.discard(large.tmp)
                     raise _mismatch(self.source, entry, expected)
-        finally:
+        except BaseException:
+            with large.lock:
+                large.failed = True
+                _close(large, self.target)
+            raise
+        with large.lock:
             os.close(large.fd)
-        self.publish(entry, large.tmp, expected)
+            large.fd = -1
+        self.publish(entry, tmp, expected)
 
 
 class _Sink:
@@ -158,6 +197,16 @@ class _Sink:
 
     def matches(self) -> bool:
         return self.expected is None or self.hasher is None or self.hasher.digest() == self.expected.digest
+
+
+def _close(large: Large, target: Target) -> None:
+    """Close and remove a failed large object's temporary file, once (under ``large.lock``)."""
+    if large.fd >= 0:
+        os.close(large.fd)
+        large.fd = -1
+    if large.tmp is not None:
+        target.discard(large.tmp)
+        large.tmp = None
 
 
 def _write_all(fd: int, chunk: bytes) -> None:

@@ -15,9 +15,10 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from kaip.kube.objects import name_of, namespace_of, uid_of
+from kaip.kube.objects import name_of, namespace_of, status_of, uid_of
 from kaip.preload.contract import LoadRequest
 from kaip.resources import credentials as cr
 from kaip.resources import preload as names
@@ -54,6 +55,10 @@ class LoaderConfig:
     backoff_limit: int = 3
     active_deadline_seconds: int = 6 * 3600
     workers: int = 32
+    #: Shards of a PVC without ``preload.kaip.dev/parallelism`` that asks for at least
+    #: ``parallelism_threshold`` bytes (``--default-parallelism``, ``--parallelism-threshold``).
+    default_parallelism: int = 1
+    parallelism_threshold: int | None = None
 
 
 def _stem(name: str, room: int) -> str:
@@ -142,7 +147,50 @@ def _credential_env(
     return env, volumes, mounts
 
 
-def loader_args(pvc_name: str, request: LoadRequest, *, config: LoaderConfig) -> list[str]:
+_QUANTITY = re.compile(
+    r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([-+]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?)$"
+)
+_SUFFIX = {
+    **{s: 1024**i for i, s in enumerate(("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{s: 1000**i for i, s in enumerate(("k", "M", "G", "T", "P", "E"), start=1)},
+}
+
+
+def quantity_bytes(text: object) -> int | None:
+    """A Kubernetes quantity of bytes (``100Gi``, ``1G``, ``5e9``, ``1.5Ti``) as an integer, rounded up;
+    None when it is no quantity we read (the loader then checks the file system's size only)."""
+    match = _QUANTITY.match(str(text or "").strip())
+    if not match:
+        return None
+    number, exponent, suffix = match.groups()
+    value = Decimal(number)
+    if exponent is not None:
+        value *= Decimal(10) ** int(exponent)
+    elif suffix == "m":
+        value /= 1000
+    else:
+        value *= _SUFFIX[suffix or ""]
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def capacity_of(pvc: Mapping[str, Any]) -> int | None:
+    """The bound PVC's capacity in bytes (``status.capacity.storage``), None before it is bound.
+
+    Not the request: a provisioner may give more than asked (a GCE PD is at least 10 GiB), and an
+    unbound claim (WaitForFirstConsumer: the loader is its first consumer) has no capacity yet; the
+    loader then checks the file system's own size and free space."""
+    capacity = (status_of(pvc).get("capacity") or {}).get("storage")
+    return quantity_bytes(capacity) if capacity is not None else None
+
+
+def loader_args(
+    pvc_name: str,
+    request: LoadRequest,
+    *,
+    config: LoaderConfig,
+    capacity: int | None = None,
+    shards: int = 1,
+) -> list[str]:
     args = [
         f"--source={request.source.url}",
         f"--target={target_dir(request)}",
@@ -150,13 +198,20 @@ def loader_args(pvc_name: str, request: LoadRequest, *, config: LoaderConfig) ->
         f"--termination-log={TERMINATION_LOG}",
         f"--workers={config.workers}",
     ]
+    if capacity:
+        args.append(f"--capacity={capacity}")
+    if shards > 1:
+        args.append(f"--shards={shards}")  # the index: JOB_COMPLETION_INDEX, set by the Job controller
     if request.credentials is None:
         args.append("--anonymous")
     return args
 
 
-def loader_job(pvc: Mapping[str, Any], request: LoadRequest, *, config: LoaderConfig) -> dict[str, Any]:
-    """The Job that fills ``pvc`` as ``request`` asks."""
+def loader_job(
+    pvc: Mapping[str, Any], request: LoadRequest, *, config: LoaderConfig, shards: int = 1
+) -> dict[str, Any]:
+    """The Job that fills ``pvc`` as ``request`` asks; with ``shards`` above 1 an Indexed Job whose
+    Pod ``i`` fetches the keys of shard ``i`` (:mod:`kaip.preload.shards`)."""
     pvc_name = name_of(pvc)
     name = job_name(pvc_name, request)
     env, volumes, mounts = _credential_env(request)
@@ -166,7 +221,7 @@ def loader_job(pvc: Mapping[str, Any], request: LoadRequest, *, config: LoaderCo
         "image": config.image,
         "imagePullPolicy": "IfNotPresent",
         "command": [LOADER_COMMAND],
-        "args": loader_args(pvc_name, request, config=config),
+        "args": loader_args(pvc_name, request, config=config, capacity=capacity_of(pvc), shards=shards),
         "env": [
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             *env,
@@ -187,7 +242,7 @@ def loader_job(pvc: Mapping[str, Any], request: LoadRequest, *, config: LoaderCo
             *mounts,
         ],
     }
-    return {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -239,6 +294,23 @@ def loader_job(pvc: Mapping[str, Any], request: LoadRequest, *, config: LoaderCo
             },
         },
     }
+    if shards > 1:
+        _index(job["spec"], shards)
+    return job
+
+
+def _index(spec: dict[str, Any], shards: int) -> None:
+    """An Indexed Job: one Pod per shard, each index retried on its own (``backoffLimitPerIndex``),
+    the whole Job failed at once by a permanent exit code of any shard, or when an index has used
+    up its retries (``maxFailedIndexes`` 0: the load cannot end whole)."""
+    limit = spec.pop("backoffLimit")
+    spec.update(
+        completionMode="Indexed",
+        completions=shards,
+        parallelism=shards,
+        backoffLimitPerIndex=limit,
+        maxFailedIndexes=0,
+    )
 
 
 def service_account() -> dict[str, Any]:

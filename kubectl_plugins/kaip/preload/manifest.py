@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from kaip.preload.plan import JOURNAL_FILE
 from kaip.resources.preload import MANIFEST_FILE
 
 FORMAT = 1
@@ -45,13 +44,14 @@ def _record(raw: Any) -> Record | None:
     return None
 
 
-def read(target: Path) -> Loaded:
-    """The manifest and journal of ``target``; unreadable parts count as absent (we re-check files)."""
+def read(target: Path, *, name: str = MANIFEST_FILE) -> Loaded:
+    """The manifest ``name`` and its journal in ``target``; unreadable parts count as absent (we
+    re-check files). A shard keeps its own (:attr:`kaip.preload.shards.Shard.record_name`)."""
     records: dict[str, Record] = {}
     digest = source = ""
     complete = False
     try:
-        doc = json.loads((target / MANIFEST_FILE).read_bytes())
+        doc = json.loads((target / name).read_bytes())
         if isinstance(doc, dict) and doc.get("format") == FORMAT:
             digest, source = str(doc.get("digest", "")), str(doc.get("source", ""))
             complete = bool(doc.get("complete"))
@@ -62,7 +62,7 @@ def read(target: Path) -> Loaded:
     except (OSError, ValueError):
         pass
     try:
-        with (target / JOURNAL_FILE).open(encoding="utf-8", errors="surrogateescape") as journal:
+        with (target / f"{name}.journal").open(encoding="utf-8", errors="surrogateescape") as journal:
             complete = False  # a journal means a run after the manifest did not finish
             for line in journal:
                 try:
@@ -82,9 +82,9 @@ class Journal:
     :meth:`flush` (the copier flushes with every progress report): a kill loses at most the lines of
     the last interval, and those files are still recognised on resume by their size and mtime."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, *, name: str = MANIFEST_FILE) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(target / JOURNAL_FILE, flags, 0o644)
+        fd = os.open(target / f"{name}.journal", flags, 0o644)
         self._file: TextIO = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape", buffering=1 << 16)
         self._lock = threading.Lock()
 
@@ -102,7 +102,15 @@ class Journal:
             self._file.close()
 
 
-def write(target: Path, *, records: dict[str, Record], digest: str, source: str, durable: bool) -> None:
+def write(
+    target: Path,
+    *,
+    records: dict[str, Record],
+    digest: str,
+    source: str,
+    durable: bool,
+    name: str = MANIFEST_FILE,
+) -> None:
     """Replace the manifest atomically with a complete one and drop the journal."""
     doc = {
         "format": FORMAT,
@@ -111,7 +119,7 @@ def write(target: Path, *, records: dict[str, Record], digest: str, source: str,
         "complete": True,
         "objects": {p: [r.key, r.size, r.version] for p, r in sorted(records.items())},
     }
-    tmp = target / f"{MANIFEST_FILE}.tmp"
+    tmp = target / f"{name}.tmp"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
@@ -120,6 +128,6 @@ def write(target: Path, *, records: dict[str, Record], digest: str, source: str,
         handle.flush()
         if durable:
             os.fsync(handle.fileno())
-    os.replace(tmp, target / MANIFEST_FILE)
+    os.replace(tmp, target / name)
     with contextlib.suppress(FileNotFoundError):
-        (target / JOURNAL_FILE).unlink()
+        (target / f"{name}.journal").unlink()

@@ -1,7 +1,7 @@
 """Deciding what to copy where, from one listing: pure, no I/O.
 
 Every key becomes a path relative to the target, or is refused with a reason: ``..`` and ``.``
-segments, absolute paths (``//``), empty segments, NUL, names over 255 bytes, paths over 4000 bytes,
+segments, absolute paths (``//``), empty segments, NUL, bytes that are no UTF-8, names over 255 bytes, paths over 4000 bytes,
 our own reserved names, and an object whose path is also a directory of other objects (``a`` vs
 ``a/b``: the object ``a`` is refused). Directory markers (zero-byte keys ending in ``/``) are skipped
 and reported apart: they carry no data.
@@ -21,6 +21,8 @@ PATH_MAX = 4000
 TEMP_PREFIX = ".kaip-tmp-"
 JOURNAL_FILE = f"{MANIFEST_FILE}.journal"
 RESERVED = frozenset({MANIFEST_FILE, JOURNAL_FILE, f"{MANIFEST_FILE}.tmp"})
+#: Prefix of the shards' own manifests and journals (:mod:`kaip.preload.shards`).
+SHARD_RECORDS = f"{MANIFEST_FILE}.shard-"
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,13 @@ def path_problem(rel: str) -> str | None:
         return "empty path"
     if "\x00" in rel:
         return "contains a NUL character"
+    try:
+        size = len(rel.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "not valid UTF-8 (the store listed bytes that are no text)"
     if rel.startswith("/"):
         return "absolute path"
-    if len(rel.encode("utf-8", "surrogatepass")) > PATH_MAX:
+    if size > PATH_MAX:
         return f"path longer than {PATH_MAX} bytes"
     for segment in rel.split("/"):
         if segment == "":
@@ -60,7 +66,7 @@ def path_problem(rel: str) -> str | None:
             return f"a name longer than {NAME_MAX} bytes"
         if segment.startswith(TEMP_PREFIX):
             return "reserved name (kaip temporary file)"
-    if rel in RESERVED:
+    if rel in RESERVED or rel.startswith(SHARD_RECORDS):
         return "reserved name (kaip manifest)"
     return None
 

@@ -61,13 +61,16 @@ def is_loaded(pvc: Mapping[str, Any]) -> bool:
     return found is not None and found.status == TRUE
 
 
-def status_patch(condition: Condition, *, now: str, transition: bool) -> dict[str, Any]:
+def status_patch(
+    condition: Condition, *, now: str, transition: bool, type_: str = CONDITION_LOADED
+) -> dict[str, Any]:
     """Strategic-merge patch for the status subresource; ``transition`` stamps lastTransitionTime.
 
-    ``now`` is a ``metav1.Time`` (:func:`kaip.kube.objects.api_time`).
+    ``now`` is a ``metav1.Time`` (:func:`kaip.kube.objects.api_time`); ``type_`` another condition
+    type (a shard's progress, :mod:`kaip.preload.shards`).
     """
     item: dict[str, Any] = {
-        "type": CONDITION_LOADED,
+        "type": type_,
         "status": condition.status,
         "reason": condition.reason,
         "message": condition.message,

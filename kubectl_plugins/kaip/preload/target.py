@@ -17,8 +17,9 @@ import stat
 import threading
 from pathlib import Path
 
-from kaip.preload.errors import TargetError
+from kaip.preload.errors import TargetError, TargetFull
 from kaip.preload.plan import TEMP_PREFIX
+from kaip.storage.base import NO_SPACE
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -137,6 +138,14 @@ class Target:
     def discard(self, tmp: Path) -> None:
         _discard(tmp)
 
+    def space(self) -> tuple[int, int, int]:
+        """The target's file system: (size, bytes free to us, block size), from one ``statvfs``."""
+        try:
+            st = os.statvfs(self.root)
+        except OSError as exc:
+            raise _target_error(exc, self.root) from exc
+        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize, st.f_frsize or 4096
+
     def sync(self) -> None:
         """Flush the target's file system only (``syncfs``), not every disk of the node."""
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
@@ -154,9 +163,21 @@ def _discard(tmp: Path) -> None:
         os.unlink(tmp)
 
 
+def full(exc: OSError, what: str) -> TargetFull | None:
+    """The error for a write that met a full volume or quota (ENOSPC, EDQUOT); None for other errors."""
+    if exc.errno not in NO_SPACE:
+        return None
+    why = "no space left on the target volume" if exc.errno == errno.ENOSPC else "the disk quota is exhausted"
+    return TargetFull(
+        f"{why} (writing {what}); the partial files of this run were removed: make the volume larger "
+        "(a PVC with more spec.resources.requests.storage) or free space on it, then retry"
+    )
+
+
 def _target_error(exc: OSError, path: Path) -> TargetError:
-    if exc.errno == errno.ENOSPC:
-        return TargetError(f"no space left on the target volume (writing {path.name})")
+    no_room = full(exc, path.name)
+    if no_room is not None:
+        return no_room
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return TargetError(f"cannot write in the target: {exc.strerror} ({path.name})")
     return TargetError(f"cannot write in the target: {exc.strerror or exc} ({path.name})")

@@ -3,16 +3,20 @@
 A rule's conditions are alternatives (any one matches, as Medik8s NodeHealthCheck's
 ``unhealthyConditions``); a match counts once the condition has held its ``duration`` since its
 ``lastTransitionTime``. Rules are tried in name order so that the choice is stable across restarts.
+
+Besides the Node's own conditions a rule can match a fact read from the node's Pods, as if it were a
+condition: ``StuckTerminatingPods`` is True while a Pod bound to the node is past its deletion
+deadline, since the oldest such deadline (so ``duration`` counts from when the Pod should have gone).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kaip.kube.objects import conditions_of, labels_of, name_of, spec_of
+from kaip.kube.objects import conditions_of, labels_of, name_of, overdue_deletion, spec_of
 from kaip.remediation.spec import ConditionMatch, Rule
 from kaip.resources import nodes as node_names
 from kaip.resources import timestamps
@@ -32,13 +36,17 @@ class NodeFacts:
     marker: str = ""  # the remediation label's value
     #: condition type -> its message (what the detector saw), for people reading notices
     messages: Mapping[str, str] = field(default_factory=dict)
+    #: Pods bound to the node past their deletion deadline (read only when a rule asks for them)
+    stuck_terminating_pods: int = 0
 
     @property
     def cordoned_by_us(self) -> bool:
         return self.unschedulable and node_names.TAINT_REMEDIATION in self.taints
 
 
-def node_facts(node: Mapping[str, Any]) -> NodeFacts:
+def node_facts(node: Mapping[str, Any], *, stuck: Sequence[str] | None = None) -> NodeFacts:
+    """The facts of ``node``; ``stuck``: the deletion deadlines of its Pods stuck terminating (None when
+    the Pods were not read: no rule asks for them)."""
     spec = spec_of(node)
     conditions = conditions_of(node)
     conds = {
@@ -46,6 +54,9 @@ def node_facts(node: Mapping[str, Any]) -> NodeFacts:
     }
     labels = dict(labels_of(node))
     messages = {str(c.get("type")): str(c.get("message") or "") for c in conditions}
+    if stuck is not None:
+        conds[node_names.STUCK_TERMINATING_PODS] = ("True", min(stuck)) if stuck else ("False", "")
+        messages[node_names.STUCK_TERMINATING_PODS] = f"{len(stuck)} Pods past their deletion deadline"
     return NodeFacts(
         name=name_of(node),
         labels=labels,
@@ -55,7 +66,24 @@ def node_facts(node: Mapping[str, Any]) -> NodeFacts:
         conditions=conds,
         marker=labels.get(node_names.LABEL_REMEDIATION, ""),
         messages=messages,
+        stuck_terminating_pods=len(stuck or ()),
     )
+
+
+def stuck_deadlines(pods: Iterable[Mapping[str, Any]], *, now: datetime) -> dict[str, list[str]]:
+    """Per node, the deletion deadlines of its Pods stuck terminating (past ``deletionTimestamp``)."""
+    out: dict[str, list[str]] = {}
+    for pod in pods:
+        node = spec_of(pod).get("nodeName")
+        deadline = overdue_deletion(pod, now=now) if node else None
+        if deadline is not None:
+            out.setdefault(str(node), []).append(deadline)
+    return out
+
+
+def wants_stuck_pods(rules: Iterable[Rule]) -> bool:
+    """Whether any rule matches ``StuckTerminatingPods`` (only then are the Pods read)."""
+    return any(c.type == node_names.STUCK_TERMINATING_PODS for r in rules for c in r.conditions)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ ANNOTATION_RETRY = f"{GROUP}/retry"
 ANNOTATION_LOADED_DIGEST = f"{GROUP}/loaded-digest"
 #: Resources of the loader Job (``cpu=2,memory=1Gi``), overriding the controller's defaults.
 ANNOTATION_RESOURCES = f"{GROUP}/resources"
+#: Number of loader Pods (shards) of an Indexed Job, each fetching a disjoint share of the keys;
+#: needs a ReadWriteMany volume when above 1.
+ANNOTATION_PARALLELISM = f"{GROUP}/parallelism"
 
 #: Label on loader Jobs and their Pods.
 LABEL_COMPONENT = "app.kubernetes.io/component"
@@ -35,6 +38,14 @@ REASON_SUCCEEDED = "Succeeded"
 REASON_FAILED = "LoadFailed"
 REASON_INVALID = "InvalidSource"
 REASON_CREDENTIALS = "CredentialsNotFound"
+#: The source holds more bytes than the PVC's capacity or the volume's free space (checked before copying).
+REASON_INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+#: The volume filled up (ENOSPC, EDQUOT) during the copy; that run's partial files are removed.
+REASON_TARGET_FULL = "TargetFull"
+#: More than one shard asked for a volume that only one node can mount (not ReadWriteMany).
+REASON_INVALID_PARALLELISM = "InvalidParallelism"
+#: Condition type prefix of one shard's progress (``DataLoadedShard0``…), written by that shard only.
+CONDITION_SHARD_PREFIX = f"{CONDITION_LOADED}Shard"
 
 #: Scheduling gate the mutating webhook adds to Pods that mount a PVC whose data is not loaded yet.
 SCHEDULING_GATE = "kaip.dev/data-preload"

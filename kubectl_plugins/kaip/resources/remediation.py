@@ -19,12 +19,18 @@ The node marker (label and taint) that ``kubectl node-health`` shows is defined 
 
 from __future__ import annotations
 
+from kaip import __version__
 from kaip.resources.kinds import Resource
 
 GROUP = "remediation.kaip.dev"
 VERSION = "v1alpha1"
 
-INSTALL_HINT = "install the remediation controller (kubectl apply -k manifests/remediation)"
+# The tagged remote kustomization works without a clone (docs/install.md); the folder only in one.
+INSTALL_HINT = (
+    "install the remediation controller (kubectl apply -k "
+    f'"https://github.com/kaip-dev/kaip//manifests/remediation?ref=v{__version__}", '
+    "or kubectl apply -k manifests/remediation in a checkout)"
+)
 
 
 def _kind(plural: str, kind: str) -> Resource:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import errno
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -10,6 +11,9 @@ from dataclasses import dataclass, field
 from kaip.storage.checksums import Expected
 from kaip.storage.errors import StorageError, TransferFailed
 from kaip.storage.retry import Retryable, RetryCounter, RetryPolicy, call
+
+#: errno values that say the file being written has no room left: raised as they are, never retried.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,8 @@ class Store(abc.ABC):
             except StorageError:
                 raise
             except Exception as exc:
+                if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+                    raise  # the file being written is full: the caller's disk, not the store
                 retry = self._stream_error(exc, bucket=bucket, key=obj.key)
                 if retry is None:
                     raise

@@ -37,6 +37,13 @@ class StoreUnreachable(StorageError):
     temporary = True
 
 
+class ProxyUnusable(StorageError):
+    """HTTPS_PROXY / HTTP_PROXY names a proxy we cannot use (not ``http://``, no host or port)."""
+
+    exit_code = ExitCode.CONFIG
+    reason = "StoreUnreachable"
+
+
 class Throttled(StorageError):
     """The store kept answering 503 SlowDown / 429 after the retries."""
 

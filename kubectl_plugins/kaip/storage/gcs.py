@@ -2,7 +2,9 @@
 
 google-auth and requests come with google-cloud-storage and are imported on first use. Objects are
 read as stored (``Accept-Encoding: gzip``, no decoding), so sizes and crc32c match the listing even
-for gzip-encoded objects. Every call goes through :mod:`kaip.storage.retry`.
+for gzip-encoded objects. Every call goes through :mod:`kaip.storage.retry`. The proxy is the one
+:mod:`kaip.proxies` names for the endpoint (the rules of the S3 path and the Kubernetes client), not
+requests' own reading of the environment, which differs (it proxies localhost, reads ALL_PROXY).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from kaip.errors import shorten
+from kaip.errors import needs_extra, shorten
+from kaip.proxies import parse_proxy, proxy_from_environment
 from kaip.storage import checksums
 from kaip.storage.base import ObjectInfo, Opened, Store, StoreConfig
 from kaip.storage.errors import (
     AccessDenied,
     BadAnswer,
     ObjectChanged,
+    ProxyUnusable,
     SourceNotFound,
     StoreUnreachable,
     Throttled,
@@ -42,8 +46,9 @@ def endpoint_of(config: StoreConfig) -> str:
 
 
 def make_session(config: StoreConfig) -> Any:
-    import requests
-    from requests.adapters import HTTPAdapter
+    with needs_extra("gcs", purpose="reading gs://"):
+        import requests
+        from requests.adapters import HTTPAdapter
 
     key_file = config.gcp_key_file or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     session: Any
@@ -54,14 +59,26 @@ def make_session(config: StoreConfig) -> Any:
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=config.max_connections, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    # The proxy by our rules, not requests' (trust_env off); what else trust_env gave, the CA bundle, kept.
+    session.trust_env = False
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    endpoint = endpoint_of(config)
+    found = proxy_from_environment(endpoint, os.environ)
+    if found is not None:
+        try:
+            parse_proxy(found[1], source=found[0])  # the same checks and message as the S3 path
+        except ValueError as exc:
+            raise ProxyUnusable(str(exc)) from None
+        session.proxies = {"http": found[1], "https": found[1]}
     return session
 
 
 def _authorized(key_file: str | None) -> Any:
-    import google.auth
-    import requests
-    from google.auth.exceptions import DefaultCredentialsError
-    from google.auth.transport.requests import AuthorizedSession
+    with needs_extra("gcs", purpose="reading gs://"):
+        import google.auth
+        import requests
+        from google.auth.exceptions import DefaultCredentialsError
+        from google.auth.transport.requests import AuthorizedSession
 
     if key_file:
         from google.oauth2 import service_account

@@ -4,7 +4,9 @@ Credentials, region and endpoint come from boto3's session (environment, profile
 instance metadata), imported on first use. The data path is lean on purpose: boto3 costs about 3 ms
 of CPU per small object (model validation, dateutil), which caps a copy of many small files far
 below the network. Requests are signed here (:mod:`kaip.storage.sigv4`) and sent over one
-keep-alive connection (:mod:`kaip.storage.wire`) per worker thread. Custom endpoints use path-style addressing;
+keep-alive connection (:mod:`kaip.storage.wire`) per worker thread, through the proxy that
+HTTPS_PROXY / HTTP_PROXY / NO_PROXY name for the host (:mod:`kaip.proxies`, the Kubernetes client's
+rules). Custom endpoints use path-style addressing;
 no request checksums are sent (servers such as MinIO refuse some); response checksums are asked for
 with ``x-amz-checksum-mode: ENABLED`` and verified by the copier.
 """
@@ -19,9 +21,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
-from kaip.errors import shorten
+from kaip.errors import needs_extra, shorten
+from kaip.proxies import Proxy, proxy_for
 from kaip.storage import checksums
 from kaip.storage.base import ObjectInfo, Opened, Store, StoreConfig
 from kaip.storage.checksums import Expected
@@ -29,6 +32,7 @@ from kaip.storage.errors import (
     AccessDenied,
     BadAnswer,
     ObjectChanged,
+    ProxyUnusable,
     SourceNotFound,
     StoreUnreachable,
     Throttled,
@@ -36,7 +40,7 @@ from kaip.storage.errors import (
 )
 from kaip.storage.retry import Retryable, call
 from kaip.storage.sigv4 import Credentials, sign
-from kaip.storage.wire import Connection, Response, WireError
+from kaip.storage.wire import Connection, ProxyRefused, Response, WireError
 
 CHUNK = 1024 * 1024
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -80,7 +84,10 @@ class _Session:
             )
             self._static = Credentials(key_id, secret, token)
         else:
-            import boto3  # profiles, web identity, container and instance metadata
+            with needs_extra(
+                "s3", purpose="reading s3:// without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ):
+                import boto3  # profiles, web identity, container and instance metadata
 
             session = boto3.session.Session(region_name=region)
             self._creds = session.get_credentials()
@@ -95,6 +102,16 @@ class _Session:
         self.base_path = parts.path.rstrip("/")
         self.key_cache: dict[tuple[str, str, str], bytes] = {}
         self.tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+        self._proxies: dict[str, Proxy | None] = {}
+
+    def proxy(self, host: str) -> Proxy | None:
+        """The proxy for ``host`` (``name[:port]``) by HTTPS_PROXY / HTTP_PROXY / NO_PROXY, or None."""
+        if host not in self._proxies:
+            try:
+                self._proxies[host] = proxy_for(f"{self.scheme}://{host}", os.environ)
+            except ValueError as exc:  # names the variable and the fix, never the URL (a password)
+                raise ProxyUnusable(str(exc)) from None
+        return self._proxies[host]
 
     def credentials(self) -> Credentials | None:
         if self._static is not None or self._creds is None:
@@ -127,7 +144,13 @@ class S3Store(Store):
             tls = self._session.tls if self._session.scheme == "https" else None
             name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
             default = 443 if tls else 80
-            conn = Connection(name or host, int(port or default), tls=tls, timeout=self.config.timeout)
+            conn = Connection(
+                name or host,
+                int(port or default),
+                tls=tls,
+                timeout=self.config.timeout,
+                proxy=self._session.proxy(host),
+            )
             conns[host] = conn
             with self._lock:
                 self._all.append(conn)
@@ -164,8 +187,18 @@ class S3Store(Store):
             url += "?" + "&".join(
                 f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(query.items())
             )
+        conn = self._connection(host)
         try:
-            return self._connection(host).request(method, url, sent)
+            return conn.request(method, url, sent)
+        except ProxyRefused as exc:
+            via = f"the proxy {conn.proxy.authority}" if conn.proxy else "the proxy"
+            error = StoreUnreachable(
+                f"{where}: {via} refused the tunnel to the S3 endpoint (HTTP {exc.status})"
+            )
+            if exc.status == 407:  # a wrong or missing proxy password: trying again cannot help
+                error.temporary = False
+                raise error from None
+            raise Retryable(error) from None
         except (ConnectionRefusedError, ssl.SSLError, TimeoutError, socket.gaierror) as exc:
             raise Retryable(
                 StoreUnreachable(f"{where}: cannot reach the S3 endpoint ({type(exc).__name__})")
@@ -184,7 +217,9 @@ class S3Store(Store):
 
     # -- the Store interface -------------------------------------------------------------------
     def _list_page(self, bucket: str, prefix: str, token: str | None) -> tuple[list[ObjectInfo], str | None]:
-        query = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+        # encoding-type=url: a key with a character XML 1.0 cannot carry (U+0001...) arrives
+        # percent-encoded instead of breaking the page (MinIO writes ``&#x1;``, which no parser takes).
+        query = {"list-type": "2", "prefix": prefix, "max-keys": "1000", "encoding-type": "url"}
         if token:
             query["continuation-token"] = token
         where = f"s3://{bucket}/{prefix}"
@@ -259,8 +294,20 @@ def _text(node: ET.Element, name: str) -> str:
     return child.text or "" if child is not None else ""
 
 
+def _decoded(text: str) -> str:
+    """A field S3 encoded for ``encoding-type=url``, as botocore decodes it (``+`` is a space).
+
+    Bytes that are no UTF-8 become lone surrogates (the plan refuses such a key), never U+FFFD:
+    a key must never turn into another key."""
+    return unquote_plus(text, errors="surrogateescape")
+
+
 def _parse_listing(root: ET.Element) -> tuple[list[ObjectInfo], str | None]:
+    """One ListObjectsV2 page. With ``EncodingType`` ``url`` the fields S3 encodes are decoded: of
+    Delimiter, Prefix, StartAfter, Contents/Key and CommonPrefixes/Prefix we read only the keys (a
+    store that ignores the parameter answers without EncodingType and its keys are taken as they are)."""
     ns = _NS if root.tag.startswith(_NS) else ""
+    encoded = _text(root, "EncodingType").lower() == "url"
     page: list[ObjectInfo] = []
     for item in root.iter(ns + "Contents"):
         modified = _text(item, "LastModified")
@@ -270,7 +317,7 @@ def _parse_listing(root: ET.Element) -> tuple[list[ObjectInfo], str | None]:
             mtime = 0.0
         page.append(
             ObjectInfo(
-                key=_text(item, "Key"),
+                key=_decoded(_text(item, "Key")) if encoded else _text(item, "Key"),
                 size=int(_text(item, "Size") or 0),
                 version=_text(item, "ETag").strip('"'),
                 mtime=mtime,
@@ -290,6 +337,11 @@ def _error_of(body: bytes) -> tuple[str, str]:
 
 def _by_status(code: str, status: int, *, where: str, bucket: str, detail: str, listing: bool) -> Exception:
     what = code or f"HTTP {status}"
+    if status == 407:  # a plain-http endpoint asked through a proxy that wants credentials
+        return ProxyUnusable(
+            f"{where}: the proxy asks for credentials (HTTP 407): give them as http://USER:PASSWORD@HOST:PORT "
+            "in HTTP_PROXY (HTTPS_PROXY for an https endpoint)"
+        )
     if code == "NoSuchBucket":
         return SourceNotFound(f"bucket {bucket} does not exist ({where})")
     if code in _THROTTLE_CODES or status in (429, 503):

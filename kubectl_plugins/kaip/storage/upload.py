@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kaip.errors import UsageError, shorten
+from kaip.errors import UsageError, needs_extra, shorten
 from kaip.storage.errors import AccessDenied, SourceNotFound, StoreUnreachable, TransferFailed
 
 
@@ -36,9 +36,15 @@ def upload_file(local: Path, uri: str) -> None:
 
 
 def _upload_s3(local: Path, bucket: str, key: str, uri: str) -> None:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+    with needs_extra("s3", purpose=f"uploading to {uri}"):
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     config = Config(
@@ -87,9 +93,10 @@ def _s3_error(exc: Any, uri: str) -> Exception:
 
 
 def _upload_gcs(local: Path, bucket: str, key: str, uri: str) -> None:
-    from google.api_core import exceptions as gexc
-    from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud import storage
+    with needs_extra("gcs", purpose=f"uploading to {uri}"):
+        from google.api_core import exceptions as gexc
+        from google.auth.exceptions import DefaultCredentialsError
+        from google.cloud import storage
 
     try:
         if os.environ.get("STORAGE_EMULATOR_HOST"):

@@ -7,6 +7,10 @@ answer, which is a third of the cost of fetching a small object. This reads only
 Over plain HTTP on Linux a body can also be moved into a file by the kernel (:meth:`Response.splice_to`:
 socket to pipe to file, never through Python): on 8 objects of 512 MiB from a local MinIO that took
 the copier's CPU time from about 9 s to about 3.5 s.
+
+Through an ``http://`` proxy (:mod:`kaip.proxies` decides which, as for the Kubernetes client), an https
+server is reached through a CONNECT tunnel and a plain-http one is asked in absolute form
+(``GET http://host/path``), as Go's transport does; a proxied plain-http body can still be spliced.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 
+from kaip.proxies import Proxy
 from kaip.storage.base import pwrite_all
 
 MAX_LINE = 65536
@@ -30,6 +35,14 @@ CAN_SPLICE = hasattr(os, "splice")
 
 class WireError(OSError):
     """The connection broke or the server spoke something we cannot read; the caller may retry."""
+
+
+class ProxyRefused(WireError):
+    """The proxy answered the CONNECT with something other than 2xx (``status``: its HTTP status)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the proxy answered the CONNECT with HTTP {status}")
+        self.status = status
 
 
 class Response:
@@ -177,8 +190,14 @@ class Response:
 class Connection:
     """One connection to ``host:port``, reopened on demand. Not thread-safe: one per thread."""
 
-    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None, timeout: float) -> None:
-        self.host, self.port, self.tls, self.timeout = host, port, tls, timeout
+    def __init__(
+        self, host: str, port: int, *, tls: ssl.SSLContext | None, timeout: float, proxy: Proxy | None = None
+    ) -> None:
+        self.host, self.port, self.tls, self.timeout, self.proxy = host, port, tls, timeout, proxy
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._authority = authority
+        #: Before each request's path: the absolute form a proxy needs for a plain-http server.
+        self._prefix = f"http://{authority}" if proxy is not None and tls is None else ""
         self.sock: socket.socket | None = None
         self.rfile: io.BufferedReader | None = None
         self._busy = False
@@ -197,10 +216,18 @@ class Connection:
         return self._pipe
 
     def _open(self) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        proxy = self.proxy
+        where = (proxy.host, proxy.port) if proxy is not None else (self.host, self.port)
+        sock = socket.create_connection(where, timeout=self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proxy is not None and self.tls is not None:
+                _tunnel(sock, self._authority, proxy)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
         self.sock = sock
         self.rfile = io.BufferedReader(socket.SocketIO(sock, "rb"), MAX_LINE)
 
@@ -228,8 +255,10 @@ class Connection:
         fresh = self.sock is None
         if fresh:
             self._open()
-        lines = [f"{method} {target} HTTP/1.1"]
+        lines = [f"{method} {self._prefix}{target} HTTP/1.1"]
         lines.extend(f"{k}: {v}" for k, v in headers.items())
+        if self._prefix and self.proxy is not None and self.proxy.authorization:
+            lines.append(f"Proxy-Authorization: {self.proxy.authorization}")
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
             assert self.sock is not None
@@ -268,3 +297,26 @@ class Connection:
             raise WireError("too many headers")
         self._busy = True
         return Response(self, status, headers, head=method == "HEAD")
+
+
+def _tunnel(sock: socket.socket, authority: str, proxy: Proxy) -> None:
+    """Ask the proxy on ``sock`` for a CONNECT tunnel to ``authority``; ProxyRefused when it says no."""
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    # Byte by byte up to the blank line: nothing of the tunnel may be read into a buffer here.
+    head = bytearray()
+    while not head.endswith(b"\r\n\r\n") and not head.endswith(b"\n\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise WireError("the proxy closed the connection before answering the CONNECT")
+        head += byte
+        if len(head) > MAX_LINE:
+            raise WireError("the proxy's answer to the CONNECT is too long")
+    parts = bytes(head).split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise WireError(f"the proxy answered the CONNECT with something not HTTP: {bytes(head[:40])!r}")
+    status = int(parts[1])
+    if not 200 <= status < 300:
+        raise ProxyRefused(status)

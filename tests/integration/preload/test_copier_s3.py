@@ -201,3 +201,26 @@ def test_credentials_and_endpoint_come_from_the_environment(s3_server, tmp_path:
     report = copy(parse_source(f"s3://{bucket}/env"), tmp_path)
     assert report.objects_copied == 1
     assert (tmp_path / "file").read_bytes() == b"from env"
+
+
+def test_a_key_xml_cannot_carry_never_fails_the_load(s3_server, tmp_path: Path) -> None:
+    # MinIO lists U+0001 as ``&#x1;`` (not XML 1.0) unless asked for encoding-type=url, which we ask.
+    client = s3_server.client()
+    bucket = f"kaip-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    objects = {
+        "d/ctrl\x01name": b"control character",
+        "d/tab\tand\x1fus": b"more of them",
+        "d/a+b c%41.txt": b"plus, space, percent",
+        "d/fine": b"fine",
+        "d/.kaip-tmp-x": b"still refused",
+    }
+    for key, body in objects.items():
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+
+    report = copy(parse_source(f"s3://{bucket}/d"), tmp_path, options=options(s3_server))
+
+    assert report.refused == [("d/.kaip-tmp-x", "reserved name (kaip temporary file)")]
+    assert files_under(tmp_path) == {k[2:]: v for k, v in objects.items() if "kaip" not in k}
+    again = copy(parse_source(f"s3://{bucket}/d"), tmp_path, options=options(s3_server))
+    assert (again.objects_copied, again.objects_reused) == (0, 4)

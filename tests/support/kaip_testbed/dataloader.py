@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,9 @@ def grant_lease(admin_kube: Kube, namespace: str) -> None:
 
 
 class ControllerProcess:
-    def __init__(self, kubeconfig: Path, namespace: str, identity: str, log_dir: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, namespace: str, identity: str, log_dir: Path, *, args: Sequence[str] = ()
+    ) -> None:
         self.identity = identity
         self.health_port = free_port()
         self.log = log_dir / f"controller-{identity}.log"
@@ -114,6 +116,7 @@ class ControllerProcess:
                 "--retry-period=0.5",
                 "--resync=5",
                 f"--health-port={self.health_port}",
+                *args,
             ],
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -132,8 +135,24 @@ class ControllerProcess:
 class Kubelet:
     """Runs loader Pods from their own spec; ``hold`` keeps them from starting until released."""
 
-    def __init__(self, kube: Kube, control_plane: ControlPlane, volumes: Path) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        control_plane: ControlPlane,
+        volumes: Path,
+        *,
+        env: dict[str, str] | None = None,
+        concurrent: bool = False,
+    ) -> None:
         self.kube, self.control_plane, self.volumes = kube, control_plane, volumes
+        #: Added to every Pod's environment: what the node would give (e.g. STORAGE_EMULATOR_HOST).
+        self.env = dict(env or {})
+        #: Run Pods side by side (each in its own thread), as nodes do; a Pod deleted while it runs
+        #: has its process killed (SIGKILL), ends Failed with exit code 137, and is removed.
+        self.concurrent = concurrent
+        self.running: dict[str, subprocess.Popen[str]] = {}
+        self.killed: set[str] = set()
+        self._threads: list[threading.Thread] = []
         self.ran: list[str] = []
         self.hold = threading.Event()
         self._stop = threading.Event()
@@ -152,6 +171,10 @@ class Kubelet:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(30)
+        for proc in list(self.running.values()):
+            proc.kill()
+        for thread in self._threads:
+            thread.join(30)
         assert not self.errors, f"the kubelet stand-in failed: {self.errors!r}"
 
     def _loop(self) -> None:
@@ -161,24 +184,39 @@ class Kubelet:
                     kinds.PODS, label_selector="app.kubernetes.io/component=kaip-data-loader"
                 )
                 for pod in pods.get("items") or ():
+                    name = pod["metadata"]["name"]
                     phase = (pod.get("status") or {}).get("phase")
-                    if pod["metadata"]["name"] not in self.ran and phase not in ("Succeeded", "Failed"):
-                        self.ran.append(pod["metadata"]["name"])
-                        try:
-                            self.run(pod)
-                        except Exception as exc:
-                            self.errors.append(exc)
+                    deleted = bool(pod["metadata"].get("deletionTimestamp"))
+                    proc = self.running.get(name)
+                    if deleted and proc is not None and name not in self.killed:
+                        self.killed.add(name)
+                        proc.kill()
+                    if name in self.ran or phase in ("Succeeded", "Failed") or deleted:
+                        continue
+                    self.ran.append(name)
+                    if self.concurrent:
+                        thread = threading.Thread(target=self._run_safely, args=(pod,), daemon=True)
+                        self._threads.append(thread)
+                        thread.start()
+                    else:
+                        self._run_safely(pod)
             self._stop.wait(0.3)
 
-    def _env(self, container: dict[str, Any], *, namespace: str, service_account: str) -> dict[str, str]:
-        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    def _run_safely(self, pod: dict[str, Any]) -> None:
+        try:
+            self.run(pod)
+        except Exception as exc:
+            self.errors.append(exc)
+
+    def _env(self, pod: dict[str, Any], container: dict[str, Any], *, service_account: str) -> dict[str, str]:
+        namespace = pod["metadata"]["namespace"]
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **self.env}
         for item in container.get("env") or ():
             source = item.get("valueFrom") or {}
             if "value" in item:
                 env[item["name"]] = item["value"]
             elif "fieldRef" in source:
-                assert source["fieldRef"]["fieldPath"] == "metadata.namespace"
-                env[item["name"]] = namespace
+                env[item["name"]] = _field(pod, source["fieldRef"]["fieldPath"])
             elif "secretKeyRef" in source:
                 ref = source["secretKeyRef"]
                 secret = self.kube.get(kinds.SECRETS, ref["name"])
@@ -202,9 +240,18 @@ class Kubelet:
         )
         return env
 
+    def _secret_volume(self, pod: dict[str, Any], volume: str, source: dict[str, Any]) -> Path:
+        """A Secret volume as the kubelet projects it: each item (or every key) a file."""
+        directory = self.volumes / f"{pod['metadata']['name']}.{volume}"
+        directory.mkdir(parents=True, exist_ok=True)
+        data = self.kube.get(kinds.SECRETS, source["secretName"]).get("data") or {}
+        items = source.get("items") or [{"key": k, "path": k} for k in data]
+        for item in items:
+            (directory / item["path"]).write_bytes(base64.b64decode(data[item["key"]]))
+        return directory
+
     def run(self, pod: dict[str, Any]) -> None:
         spec = pod["spec"]
-        namespace = pod["metadata"]["namespace"]
         (container,) = spec["containers"]
         claims = {
             v["name"]: v["persistentVolumeClaim"]["claimName"]
@@ -216,6 +263,10 @@ class Kubelet:
             for m in container["volumeMounts"]
             if m["name"] in claims
         }
+        secrets = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+        for m in container["volumeMounts"]:
+            if m["name"] in secrets:
+                mounts[m["mountPath"]] = self._secret_volume(pod, m["name"], secrets[m["name"]])
         termination = self.volumes / f"{pod['metadata']['name']}.termination-log"
 
         def host(arg: str) -> str:
@@ -224,17 +275,22 @@ class Kubelet:
             return arg.replace(f"={container['terminationMessagePath']}", f"={termination}")
 
         command = [*container["command"], *(host(a) for a in container.get("args") or ())]
+        env = self._env(pod, container, service_account=spec["serviceAccountName"])
+        for name, value in env.items():
+            for mount_path, directory in mounts.items():
+                if value.startswith(f"{mount_path}/"):
+                    env[name] = f"{directory}{value[len(mount_path) :]}"
         started = now()
-        done = subprocess.run(
-            command,
-            env=self._env(container, namespace=namespace, service_account=spec["serviceAccountName"]),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        message = termination.read_text() if termination.exists() else done.stderr[-2000:]
-        phase = "Succeeded" if done.returncode == 0 else "Failed"
+        name = pod["metadata"]["name"]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.running[name] = proc
+        try:
+            _out, err = proc.communicate(timeout=300)
+        finally:
+            del self.running[name]
+        code = 137 if name in self.killed else proc.returncode
+        message = termination.read_text() if termination.exists() else err[-2000:]
+        phase = "Succeeded" if code == 0 else "Failed"
         status = {
             "phase": phase,
             "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
@@ -247,8 +303,8 @@ class Kubelet:
                     "restartCount": 0,
                     "state": {
                         "terminated": {
-                            "exitCode": done.returncode,
-                            "reason": "Completed" if done.returncode == 0 else "Error",
+                            "exitCode": code,
+                            "reason": "Completed" if code == 0 else "Error",
                             "message": message,
                             "startedAt": started,
                             "finishedAt": now(),
@@ -257,4 +313,23 @@ class Kubelet:
                 }
             ],
         }
-        self.kube.patch(kinds.PODS, pod["metadata"]["name"], {"status": status}, subresource="status")
+        self.kube.patch(kinds.PODS, name, {"status": status}, subresource="status")
+        if name in self.killed:  # what a kubelet does last for a deleted Pod: remove it at once
+            self.kube.request(
+                "DELETE",
+                kinds.PODS.path(namespace=pod["metadata"]["namespace"], name=name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0},
+            )
+
+
+def _field(pod: dict[str, Any], path: str) -> str:
+    """A Downward API ``fieldRef``: ``metadata.namespace``, ``metadata.name``, or one annotation or
+    label (``metadata.annotations['batch.kubernetes.io/job-completion-index']``)."""
+    meta = pod["metadata"]
+    if path in ("metadata.namespace", "metadata.name"):
+        return str(meta[path.split(".")[1]])
+    for field in ("annotations", "labels"):
+        prefix = f"metadata.{field}['"
+        if path.startswith(prefix) and path.endswith("']"):
+            return str((meta.get(field) or {}).get(path[len(prefix) : -2], ""))
+    raise AssertionError(f"fieldRef {path} is not one the kubelet stand-in knows")

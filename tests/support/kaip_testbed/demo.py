@@ -23,6 +23,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -224,13 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     if own:
         print(f"Running the read-only commands against the cluster of {own}")
         return 1 if run_plugins(READ_ONLY, plugin_env(Path(own).expanduser())) else 0
+    # `kill` stops the demo as Ctrl-C does: through the finally below, which stops the servers and
+    # removes the folder.
+    signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="kaip-demo-"))
     print(
         f"Starting a local control plane (kube-apiserver, etcd, controller-manager, scheduler, kwok) in {workdir}"
     )
     started = time.monotonic()
-    plane = controlplane.start(workdir)
+    plane: controlplane.ControlPlane | None = None
     try:
+        plane = controlplane.start(workdir)
         plane.start_controllers()
         plane.start_kwok()
         seed(plane)
@@ -252,11 +257,19 @@ def main(argv: list[str] | None = None) -> int:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                pass
+                print("Stopping the control plane.", flush=True)
         return 1 if failures else 0
+    except KeyboardInterrupt:
+        print("\nInterrupted: stopping the control plane.", flush=True)
+        return 130
     finally:
-        plane.stop()
+        if plane is not None:
+            plane.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

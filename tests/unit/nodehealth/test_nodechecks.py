@@ -23,8 +23,13 @@ def recorded(case: str) -> nvidia_smi.Runner:
     folder = FIXTURES / case
 
     def run(args: Sequence[str]) -> nvidia_smi.Output:
-        assert list(args) == list(nvidia_smi.ARGS)
         stdout = folder / "nvidia-smi.stdout"
+        if list(args) == list(nvidia_smi.APPS_ARGS):
+            if not stdout.exists():
+                raise FileNotFoundError("nvidia-smi")
+            apps = folder / "nvidia-smi-apps.stdout"
+            return nvidia_smi.Output(apps.read_text() if apps.exists() else "")
+        assert list(args) == list(nvidia_smi.ARGS)
         if not stdout.exists():
             raise FileNotFoundError("nvidia-smi")
         stderr = folder / "nvidia-smi.stderr"
@@ -100,7 +105,7 @@ CASES = [
         Status.UNKNOWN,
         "nvidia-smi cannot run on this node; is the NVIDIA driver installed?",
     ),
-    ("healthy-a100", "PCIeLinkDegraded", (), Status.OK, "8 GPU PCIe links at full width"),
+    ("healthy-a100", "PCIeLinkDegraded", (), Status.OK, "8 GPU PCIe links at full width and speed"),
     (
         "pcie-degraded-a30",
         "PCIeLinkDegraded",
@@ -109,7 +114,7 @@ CASES = [
         "PCIe link degraded: 0000:ca:00.0 x8 of x16 (16.0 GT/s PCIe of 16.0 GT/s PCIe); reseat or reboot",
     ),
     # without a driver the link is still read from sysfs
-    ("no-driver", "PCIeLinkDegraded", (), Status.OK, "8 GPU PCIe links at full width"),
+    ("no-driver", "PCIeLinkDegraded", (), Status.OK, "8 GPU PCIe links at full width and speed"),
 ]
 
 
@@ -163,6 +168,9 @@ class FakeDriver:
     def device_count(self) -> int:
         return self.count
 
+    def bus_id(self, ordinal: int) -> str:
+        return f"0000:{ordinal:02x}:00.0"
+
     def exercise(self, ordinal: int) -> None:
         if ordinal in self.errors:
             raise workload.CudaFailure(self.errors[ordinal])
@@ -175,7 +183,7 @@ def test_active_check_reports_the_failing_gpu(capsys: pytest.CaptureFixture[str]
     code = entry.main(["GPURuntimeError"], runner=recorded("healthy-a100"), cuda=Failing)
     assert code == Status.PROBLEM
     assert capsys.readouterr().out.strip() == (
-        "workload failed on 1 of 4 GPUs: GPU 2: cuMemcpyDtoH_v2: CUDA_ERROR_ECC_UNCORRECTABLE"
+        "workload failed on 1 of 4 idle GPUs: GPU 2 (0000:02:00.0): cuMemcpyDtoH_v2: CUDA_ERROR_ECC_UNCORRECTABLE"
     )
     code = entry.main(["GPURuntimeError"], runner=recorded("healthy-a100"), cuda=FakeDriver)
     assert (code, capsys.readouterr().out.strip()) == (Status.OK, "workload passed on 4 GPUs")
@@ -244,6 +252,6 @@ def test_long_messages_are_cut_to_one_npd_line() -> None:
     ("value", "pending"), [("Yes", True), ("No", False), ("[N/A]", False), ("2", True), ("0", False)]
 )
 def test_pending_flag_as_drivers_print_it(value: str, pending: bool) -> None:
-    line = f"0, 00000000:07:00.0, GPU-x, NVIDIA A100-SXM4-80GB, [N/A], {value}, 4, 4, 16, 16"
+    line = f"0, 00000000:07:00.0, GPU-x, NVIDIA A100-SXM4-80GB, [N/A], {value}, 4, 4, 16, 16, P0, Default, 0, 0, 81920"
     (gpu,) = nvidia_smi.parse(nvidia_smi.Output(line)).gpus
     assert gpu.remapped_rows_pending is pending

@@ -136,7 +136,14 @@ def test_daemonset_runs_every_config_with_the_host_mounted() -> None:
     built = subprocess.run(
         [binaries.path_of("kubectl"), "kustomize", str(FOLDER)], capture_output=True, text=True, check=True
     ).stdout
-    docs = {d["kind"]: d for d in yaml.safe_load_all(built)}
+    docs = {d["kind"]: d for d in yaml.safe_load_all(built) if d["kind"] != "ConfigMap"}
+    docs["ConfigMap"] = next(
+        d
+        for d in yaml.safe_load_all(built)
+        if d["kind"] == "ConfigMap"
+        and d["metadata"]["name"].startswith("kaip-node-checks-")
+        and "expected-gpus.json" not in d["data"]
+    )
     pod = docs["DaemonSet"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     flag = next(a for a in container["command"] if a.startswith("--config.custom-plugin-monitor="))
@@ -145,6 +152,24 @@ def test_daemonset_runs_every_config_with_the_host_mounted() -> None:
     assert sorted(files) == sorted(f"{mounted['config']}/{p.name}" for p in CONFIGS)
     assert sorted(docs["ConfigMap"]["data"]) == sorted(p.name for p in CONFIGS)
     assert mounted["host-proc"] == "/host/proc" and mounted["host-sys"] == "/host/sys"
+    # the device checkpoint (GPURuntimeError, GPUCountMismatch), Pods' NFS volumes (NFSMountHung)
+    assert mounted["host-kubelet"] == "/host/var/lib/kubelet"
+    kubelet = next(m for m in container["volumeMounts"] if m["name"] == "host-kubelet")
+    assert kubelet["readOnly"] and kubelet["mountPropagation"] == "HostToContainer"
+    assert mounted["host-kmsg"] == "/host/dev/kmsg"
+    assert pod["hostPID"], "nvidia-smi shows other containers' GPU processes only from the host PID namespace"
+    expected = json.loads(
+        next(
+            d
+            for d in yaml.safe_load_all(built)
+            if d["kind"] == "ConfigMap" and "expected-gpus.json" in d["data"]
+        )["data"]["expected-gpus.json"]
+    )
+    assert all(isinstance(n, int) and n > 0 for n in expected.values())
+    gpu_rules = load(FOLDER / "config" / "gpu-plugin-monitor.json")["rules"]
+    count_rule = next(r for r in gpu_rules if r["condition"] == "GPUCountMismatch")
+    path = count_rule["args"][count_rule["args"].index("--expected-gpus-file") + 1]
+    assert path == f"{mounted['expected-gpus']}/expected-gpus.json"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {"operator": "Exists"} in pod["tolerations"], "broken and tainted GPU nodes must be watched too"
     assert "nvidia.com/gpu" not in json.dumps(container.get("resources", {})), "checks must not take a GPU"

@@ -125,7 +125,7 @@ def test_status_shows_state_cordon_and_remediation() -> None:
     assert operated.remediation == "Operating"
 
 
-def test_since_is_the_oldest_abnormal_transition() -> None:
+def test_since_is_the_oldest_transition_among_the_problems() -> None:
     v = view(
         node(
             "n1",
@@ -136,8 +136,12 @@ def test_since_is_the_oldest_abnormal_transition() -> None:
             ],
         )
     )
-    assert v.since == "2026-11-20T00:00:00Z"  # Ready went False first
+    # the documented rule: SINCE belongs to PROBLEMS, not to Ready (which went False first)
+    assert v.since == "2026-11-21T08:00:00Z"
     assert v.problems == ("GPUIsLost",)
+    # a node whose only problem is its state: since when its Ready condition changed
+    assert view(node("n2", ready="False")).since == "2026-11-20T00:00:00Z"
+    assert view(node("n3")).since is None
 
 
 def test_stale_when_the_detector_stopped_sending_heartbeats() -> None:
@@ -250,7 +254,8 @@ def fleet() -> list[NodeView]:
 def test_summary_counts_and_problem_table() -> None:
     s = summary.summarize(fleet(), group_label="nvidia.com/gpu.product")
     c = s.counts
-    assert (c.total, c.ready, c.not_ready, c.unknown, c.cordoned) == (7, 5, 1, 1, 1)
+    # kubectl's STATUS: Ready=Unknown is NotReady; NOTREADY is the sum of the Ready rows below
+    assert (c.total, c.ready, c.not_ready, c.unknown, c.cordoned) == (7, 5, 2, 0, 1)
     assert (c.tainted, c.remediating, c.with_problems) == (2, 1, 4)
     table = [(p.condition, p.status, p.nodes, p.oldest_since, p.examples) for p in s.problems]
     assert table == [
@@ -260,7 +265,7 @@ def test_summary_counts_and_problem_table() -> None:
         ("Ready", "Unknown", 1, "2026-11-20T00:00:00Z", ("gpu-3",)),
     ]
     doc = summary.document(s)
-    assert doc["nodes"]["notReady"] == 1 and doc["problems"][0]["oldestSince"] == "2026-11-21T09:00:00Z"
+    assert doc["nodes"]["notReady"] == 2 and doc["problems"][0]["oldestSince"] == "2026-11-21T09:00:00Z"
 
 
 # -- list ----------------------------------------------------------------------------------------
@@ -306,6 +311,7 @@ def test_rows_show_gpus_taints_and_wide_columns() -> None:
     row = listing.row(
         view(n), now=NOW, wide=True, pool_label="kaip.dev/pool", requested={"gpu-4": {"nvidia.com/gpu": 5}}
     )
+    assert len(row) == len(listing.headers(wide=True, usage=True))
     assert row == [
         "gpu-4",
         "Ready",
@@ -313,8 +319,8 @@ def test_rows_show_gpus_taints_and_wide_columns() -> None:
         "3h",
         "7/8",
         "5",
-        "nvidia.com/gpu=present:NoSchedule",
         "325d",
+        "nvidia.com/gpu=present:NoSchedule",
         "NVIDIA-A100-SXM4-80GB",
         "550.127.05",
         "5.15.0-105-generic",
@@ -325,7 +331,9 @@ def test_rows_show_gpus_taints_and_wide_columns() -> None:
         node("m1", gpus=None, extra={"nvidia.com/mig-1g.10gb": (14, 14), "nvidia.com/mig-3g.40gb": (2, 2)})
     )
     cells = listing.row(mig, now=NOW, wide=False, pool_label="kaip.dev/pool", requested=None)
-    assert cells[4:7] == ["14/14 mig-1g.10gb,2/2 mig-3g.40gb", "-", "<none>"]
+    # Without --gpu-usage there is no GPU USED column; taints are in -o wide only.
+    assert listing.headers(wide=False, usage=False) == ["NAME", "STATUS", "PROBLEMS", "SINCE", "GPU", "AGE"]
+    assert len(cells) == 6 and cells[4] == "14/14 mig-1g.10gb,2/2 mig-3g.40gb"
 
 
 def test_unknown_sort_key_is_a_usage_error() -> None:
@@ -360,7 +368,7 @@ def test_describe_lists_conditions_pods_and_newest_events() -> None:
     sections = {s.title: s for s in d.sections}
     assert [r[0] for r in sections["Conditions"].rows] == ["  Ready", "! GPUIsLost"]
     assert sections["Taints"].rows == (("k:NoSchedule", "60m ago"),)
-    assert sections["Accelerators"].rows == (("nvidia.com/gpu", "8", "7", "1", "4"),)
+    assert sections["Accelerators"].rows == (("nvidia.com/gpu", "nvidia", "8", "7", "1", "4"),)
     assert [r[1] for r in sections["Pods holding accelerators"].rows] == ["train-0"]
     reasons = [r[2] for r in sections["Events"].rows]
     assert reasons == [f"R{i}" for i in range(5, 25)]  # the newest 20, oldest first
@@ -378,11 +386,11 @@ class _Answers:
 
 
 def test_remediation_history_is_left_out_where_the_cluster_serves_no_remediation() -> None:
-    from kaip.commands.node_health import _remediation_history
+    from kaip.commands.node_health_session import read_remediation_history
     from kaip.kube.errors import NotFound, api_missing
     from kaip.resources import remediation
 
     missing = _Answers(api_missing(remediation.REMEDIATIONS))
-    assert _remediation_history(missing, "gpu-0") is None  # type: ignore[arg-type]
+    assert read_remediation_history(missing, "gpu-0") is None  # type: ignore[arg-type]
     never_remediated = _Answers(NotFound("not found", status=404, details={"name": "gpu-0"}))
-    assert _remediation_history(never_remediated, "gpu-0") == []  # type: ignore[arg-type]
+    assert read_remediation_history(never_remediated, "gpu-0") == []  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ def plan_of(*keys: str, sizes: dict[str, int] | None = None):
         ("data//etc/passwd", "absolute path"),
         ("data/a//b", "empty path segment ('//')"),
         ("data/a\x00b", "contains a NUL character"),
+        ("data/bad\udcff", "not valid UTF-8 (the store listed bytes that are no text)"),
         ("data/" + "n" * 256, "a name longer than 255 bytes"),
         ("data/" + "é" * 128, "a name longer than 255 bytes"),
         ("data/.kaip-preload.json", "reserved name (kaip manifest)"),

@@ -52,3 +52,40 @@ def test_delays_grow_and_are_capped() -> None:
     policy = RetryPolicy(base=0.1, cap=2.0, throttled_base=0.5)
     assert policy.delay(1, throttled=False, rng=lambda: 1.0) == 0.2
     assert policy.delay(3, throttled=True, rng=lambda: 1.0) == 2.0
+
+
+def test_a_url_encoded_listing_gives_the_keys_back_and_a_plain_one_is_taken_as_it_is() -> None:
+    import xml.etree.ElementTree as ET
+
+    from kaip.storage.s3 import _parse_listing
+
+    ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+    encoded = (
+        f'<ListBucketResult xmlns="{ns}"><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>'
+        "<Contents><Key>d/ctrl%01name</Key><Size>3</Size><ETag>&quot;e&quot;</ETag></Contents>"
+        "<Contents><Key>d/a+b%2Bc%C3%BC</Key><Size>1</Size><ETag>&quot;f&quot;</ETag></Contents>"
+        "<Contents><Key>d/bad%FF</Key><Size>1</Size><ETag>&quot;g&quot;</ETag></Contents>"
+        "</ListBucketResult>"
+    )
+    page, token = _parse_listing(ET.fromstring(encoded))
+    assert [o.key for o in page] == ["d/ctrl\x01name", "d/a b+cü", "d/bad\udcff"]
+    assert token is None
+    plain = encoded.replace("<EncodingType>url</EncodingType>", "")
+    assert _parse_listing(ET.fromstring(plain))[0][1].key == "d/a+b%2Bc%C3%BC"
+
+
+def test_proxy_urls_are_parsed_and_errors_never_show_a_password() -> None:
+    from kaip.proxies import parse_proxy, proxy_for
+
+    proxy = parse_proxy("http://user:pa%40ss@proxy.corp:3128", source="HTTPS_PROXY")
+    assert (proxy.host, proxy.port, proxy.authority) == ("proxy.corp", 3128, "proxy.corp:3128")
+    assert proxy.authorization == "Basic " + base64.b64encode(b"user:pa@ss").decode()
+    assert "pa@ss" not in repr(proxy) and "cGE" not in repr(proxy)
+    with pytest.raises(ValueError, match='HTTPS_PROXY: a proxy of scheme "socks5"') as caught:
+        parse_proxy("socks5://user:hunter2@p:1080", source="HTTPS_PROXY")
+    assert "hunter2" not in str(caught.value)
+    env = {"HTTP_PROXY": "proxy.corp:3128", "NO_PROXY": ".internal"}
+    assert proxy_for("http://s3.example.org:9000", env) == parse_proxy("http://proxy.corp:3128", source="x")
+    assert proxy_for("http://minio.internal:9000", env) is None
+    assert proxy_for("http://127.0.0.1:9000", env) is None
+    assert proxy_for("https://s3.example.org", env) is None  # https takes HTTPS_PROXY only

@@ -187,7 +187,7 @@ class FakeLoaderKube:
         return self.pvcs[name]
 
     def get(self, resource: Resource, name: str, **_: Any) -> dict[str, Any]:
-        found = self.pvcs.get(name) if resource is kinds.PVCS else None
+        found = self.pvcs.get(name) if resource is kinds.PVCS else self.jobs.get(name)
         if found is None:
             raise NotFound(f"{name} not found", status=404, details={"name": name})
         return {**found, "metadata": dict(found["metadata"])}
@@ -231,6 +231,14 @@ def loader() -> tuple[Controller, FakeLoaderKube]:
 KEY: Key = ("pvc", "ml", "data")
 
 
+def taken(controller: Controller, *, timeout: float) -> Key | None:
+    """The next key, as a worker takes it (and is done with it before it works: one worker here)."""
+    key = controller.queue.get(timeout=timeout)
+    if key is not None:
+        controller.queue.done(key)
+    return key
+
+
 def test_a_forbidden_job_is_not_retried_until_the_pvc_changes(
     loader: tuple[Controller, FakeLoaderKube],
 ) -> None:
@@ -238,7 +246,7 @@ def test_a_forbidden_job_is_not_retried_until_the_pvc_changes(
     kube.fail_jobs = forbidden('jobs.batch "kaip-load-data" is forbidden: exceeded quota')
     controller.work(KEY)
     assert kube.job_creates == 1
-    assert controller.queue.get(timeout=0.2) is None  # not requeued
+    assert taken(controller, timeout=0.2) is None  # not requeued
     assert kube.reasons() == [REASON_FAILED]
     assert "not tried again until the PVC changes" in kube.events[-1]["message"]
     assert kube.events[-1]["involvedObject"]["uid"] == "uid-data"
@@ -246,12 +254,12 @@ def test_a_forbidden_job_is_not_retried_until_the_pvc_changes(
     # The resync sees the PVC as the failed attempt left it (its own condition write included
     # or not, the version moved once): at most one more attempt, then nothing.
     controller._on_pvc("RESYNC", kube.pvcs["data"])
-    while (key := controller.queue.get(timeout=0.05)) is not None:
+    while (key := taken(controller, timeout=0.05)) is not None:
         controller.work(key)
     tries = kube.job_creates
     for _ in range(3):
         controller._on_pvc("RESYNC", kube.pvcs["data"])
-        assert controller.queue.get(timeout=0.05) is None
+        assert taken(controller, timeout=0.05) is None
     assert kube.job_creates == tries
     assert kube.reasons() == [REASON_FAILED]  # told once, not once per attempt
     assert 'kaip_preload_permanent_errors_total{reason="Forbidden"}' in controller.metrics.text()
@@ -261,7 +269,7 @@ def test_a_forbidden_job_is_not_retried_until_the_pvc_changes(
     kube.fail_jobs = None
     kube.pvcs["data"]["metadata"]["resourceVersion"] = "999"
     controller._on_pvc("MODIFIED", kube.pvcs["data"])
-    assert controller.queue.get(timeout=0.05) == KEY
+    assert taken(controller, timeout=0.05) == KEY
     controller.work(KEY)
     assert len(kube.jobs) == 1
     assert 'kaip_preload_backoff_keys{kind="permanent"} 0' in controller.metrics.text()
@@ -274,14 +282,14 @@ def test_a_resync_with_a_new_resource_version_runs_a_held_key(
     kube.fail_jobs = forbidden()
     controller.work(KEY)
     controller._on_pvc("RESYNC", {**kube.pvcs["data"], "metadata": {**kube.pvcs["data"]["metadata"]}})
-    controller.queue.get(timeout=0.05)  # the one extra look after its own status write
+    taken(controller, timeout=0.05)  # the one extra look after its own status write
     controller.work(KEY)
     pvc = kube.pvcs["data"]
     controller._on_pvc("RESYNC", pvc)
-    assert controller.queue.get(timeout=0.05) is None
+    assert taken(controller, timeout=0.05) is None
     pvc["metadata"]["resourceVersion"] = "12345"  # someone edited it while the watch was broken
     controller._on_pvc("RESYNC", pvc)
-    assert controller.queue.get(timeout=0.05) == KEY
+    assert taken(controller, timeout=0.05) == KEY
 
 
 def test_a_server_error_is_retried_with_growing_delays_and_told_once(
@@ -291,7 +299,7 @@ def test_a_server_error_is_retried_with_growing_delays_and_told_once(
     kube.fail_jobs = unavailable()
     controller.work(KEY)
     for _ in range(4):
-        key = controller.queue.get(timeout=1.0)  # comes back by itself after its back-off
+        key = taken(controller, timeout=1.0)  # comes back by itself after its back-off
         assert key == KEY
         controller.work(key)
     assert kube.job_creates == 5
@@ -305,9 +313,9 @@ def test_a_server_error_is_retried_with_growing_delays_and_told_once(
     # A resync does not cut a back-off short.
     controller.backoff = Backoff(RequeuePolicy(base=60), rng=lambda: 1.0)
     controller.metrics.backoff = controller.backoff
-    controller.work(controller.queue.get(timeout=1.0) or KEY)
+    controller.work(taken(controller, timeout=1.0) or KEY)
     controller._on_pvc("RESYNC", kube.pvcs["data"])
-    assert controller.queue.get(timeout=0.05) is None
+    assert taken(controller, timeout=0.05) is None
 
     # Success forgets the key: the next failure starts over and would be told again.
     kube.fail_jobs = None

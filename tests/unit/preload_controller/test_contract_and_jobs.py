@@ -182,3 +182,32 @@ def test_the_loader_may_only_write_the_status_of_its_own_pvc() -> None:
     ]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kaip-data-loader", "namespace": "ml"}]
     assert role["metadata"]["ownerReferences"][0]["uid"] == UID
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("100Gi", 100 * 2**30),
+        ("1G", 10**9),
+        ("5e9", 5 * 10**9),
+        ("1.5Ki", 1536),
+        ("1", 1),
+        ("x", None),
+        ("", None),
+    ],
+)
+def test_quantities_in_bytes(text: str, expected: int | None) -> None:
+    assert jobs.quantity_bytes(text) == expected
+
+
+def test_a_bound_pvc_passes_its_capacity_to_the_loader_and_an_unbound_one_none() -> None:
+    claim = pvc(source="s3://datasets/imagenet")
+    request = read_request(claim)
+    assert request is not None
+    args = jobs.loader_job(claim, request, config=jobs.LoaderConfig())["spec"]["template"]["spec"]
+    assert not [a for a in args["containers"][0]["args"] if a.startswith("--capacity")]
+    # The request is not the capacity: a provisioner may give more (WaitForFirstConsumer: not bound yet).
+    claim["spec"] = {"resources": {"requests": {"storage": "1Gi"}}}
+    claim["status"] = {"capacity": {"storage": "10Gi"}}
+    container = jobs.loader_job(claim, request, config=jobs.LoaderConfig())["spec"]["template"]["spec"]
+    assert f"--capacity={10 * 2**30}" in container["containers"][0]["args"]

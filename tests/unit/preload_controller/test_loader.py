@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kaip.preload.copier import CopyReport
-from kaip.preload.errors import AccessDenied, Throttled
+from kaip.preload.errors import AccessDenied, InsufficientCapacity, TargetFull, Throttled
 from kaip.preload.status import parse_outcome
 from kaip_incluster.loader.main import failure_of, main, outcome_of
 
@@ -50,3 +50,11 @@ def test_temporary_failures_exit_1_and_permanent_ones_3() -> None:
     assert code == 3 and outcome.reason == "AccessDenied"
     outcome, code = failure_of(RuntimeError("secret=hunter2"))
     assert code == 1 and "hunter2" not in outcome.message
+
+
+def test_a_volume_too_small_or_full_fails_for_good_with_its_own_reason() -> None:
+    # Exit 3: the Job's podFailurePolicy fails the Job at once; the reason goes to the condition.
+    outcome, code = failure_of(InsufficientCapacity("s3://b/p holds 3 MiB, more than 1 MiB"))
+    assert (code, outcome.reason) == (3, "InsufficientCapacity") and "3 MiB" in outcome.message
+    outcome, code = failure_of(TargetFull("no space left on the target volume (writing a)"))
+    assert (code, outcome.reason) == (3, "TargetFull")

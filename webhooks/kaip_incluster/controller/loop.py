@@ -1,9 +1,17 @@
-"""The thin loop: watches feed a queue of keys; one worker reads fresh state, decides, acts.
+"""The thin loop: watches feed a queue of keys; workers decide from the watches' stores, then act
+on fresh reads.
 
-Watches (PVCs, loader Jobs and their Pods, gated Pods) only say *which* object to look at; the
-worker reads the object again from the API before deciding, so a decision never rests on a stale
-cache. Work is serial (one worker): simple, and the API calls are few per object. A periodic
-resync catches anything a broken watch missed.
+Watches (PVCs, loader Jobs and their Pods, gated Pods) say *which* object to look at and keep what
+they saw (:mod:`.cache`). A worker first decides a PVC from those stores; most looks (a Job's Pod
+started, our own status write coming back) need nothing, and cost no API call. Only when that
+decision has something to do does the worker read the PVC and its wanted Job again (two GETs by
+name) and decide once more on them, so what it writes never rests on a stale cache: a Job made
+from an old view of the PVC would be the wrong Job. One look skips the reads: a PVC's first load (no
+condition, no Job), whose first write, the condition, names the stored resourceVersion, so a PVC
+that changed meanwhile refuses it (409) and is read afresh. The Job's name is a function of the PVC and
+its request, so two creates of it (a restarted controller, a cache behind) meet 409 and the second
+adopts the first. Several workers run at once (``Settings.workers``), never on the same key;
+:mod:`.act` carries the actions out. A periodic resync catches anything a broken watch missed.
 
 A failed key is tried again as :mod:`kaip_incluster.requeue` decides: a temporary error (409, 5xx,
 unreachable) after a per-key back-off (0.25-0.5 s, doubling, capped at 5 min, reset on success); a
@@ -19,71 +27,51 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kaip.errors import KaipError, shorten
-from kaip.kube import events, watching
 from kaip.kube.objects import (
-    api_time,
     key_of,
     labels_of,
-    owner_of,
+    name_of,
     owners_of,
     uid_of,
     version_of,
 )
 from kaip.preload import jobs
-from kaip.preload.contract import is_preload
-from kaip.preload.status import status_patch
+from kaip.preload.status import current
 from kaip.resources import kinds
 from kaip.resources import preload as names
 from kaip.resources.kinds import Resource
 from kaip_incluster.controller import gates
+from kaip_incluster.controller.act import FIELD_MANAGER, Actor, Stale
+from kaip_incluster.controller.cache import Table, label
 from kaip_incluster.controller.reconcile import (
     Action,
     CreateJob,
-    DeleteJob,
-    Emit,
-    EnsureAccess,
     Observed,
-    RecordDigest,
     SetCondition,
+    outcome_missing,
     reconcile,
+    wanted_job,
 )
+from kaip_incluster.controller.settings import Settings
+from kaip_incluster.controller.watches import JOB_NAME_LABEL, Watches
 from kaip_incluster.controller.workqueue import Key, Metrics, Queue
-from kaip_incluster.requeue import Backoff, RequeuePolicy
+from kaip_incluster.requeue import Backoff
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
 
 log = logging.getLogger(__name__)
 
-ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
-ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
-_BY_KIND = {"ServiceAccount": kinds.SERVICEACCOUNTS, "Role": ROLES, "RoleBinding": ROLEBINDINGS}
-FIELD_MANAGER = "kaip-data-loader"
-COMPONENT = "kaip-data-loader"  # the Events' source
-#: A watch that fails (not a 410) lists again after 0.5 s, doubling to 30 s while it keeps failing.
-_WATCH_BACKOFF = watching.Backoff(base=0.5, cap=30.0)
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-#: Sightings that are not news: the list of a (re)started watch, the periodic resync. They run a key
-#: held by its back-off only when its resourceVersion moved; a watch event always runs it.
-_RESYNC = frozenset({"LISTED", "RESYNC"})
+__all__ = ["Controller", "Settings"]
 
 
-@dataclass
-class Settings:
-    config: jobs.LoaderConfig = field(default_factory=jobs.LoaderConfig)
-    namespace: str | None = None  # None: every namespace
-    identity: str = "kaip-controller"
-    resync_seconds: float = 60.0
-    retry_seconds: float = 2.0  # how often a replica that does not lead looks at a key again
-    requeue: RequeuePolicy = field(default_factory=RequeuePolicy)  # after an error
+class Controller(Watches):
+    """The data-loader controller: the watches (:class:`.watches.Watches`), the workers, the decisions."""
 
-
-class Controller:
     def __init__(
         self,
         kube: Kube,
@@ -100,156 +88,57 @@ class Controller:
         self._gated: dict[tuple[str, str], list[str]] = {}  # gated Pod -> PVCs it mounts
         self._pod_events: dict[str, tuple[str, str]] = {}  # Pod uid -> last (reason, message) told
         self._told: dict[Key, tuple[str, str]] = {}  # key -> last (Event reason, error class) of a failure
-        self._read: Mapping[str, Any] | None = None  # the object the worker's current key read
+        self._local = threading.local()  # .read: the object the worker's current key read
         self._preload: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-
-    # -- watches -------------------------------------------------------------------------------
-    def _scope(self) -> dict[str, Any]:
-        ns = self.settings.namespace
-        return {"namespace": ns} if ns else {"all_namespaces": True}
-
-    def _watch(
-        self,
-        resource: Resource,
-        handle: Callable[[str, Mapping[str, Any]], None],
-        *,
-        stop: threading.Event,
-        selector: str | None = None,
-        on_listed: Callable[[], None] | None = None,
-    ) -> None:
-        for kind, obj in watching.list_watch(
-            self.kube, resource, label_selector=selector, backoff=_WATCH_BACKOFF, stop=stop, **self._scope()
-        ):
-            if kind == watching.SYNCED:
-                if on_listed is not None:
-                    on_listed()
-            else:
-                handle(kind, obj)
-
-    def _enqueue(self, key: Key, kind: str, *, version: str | None = None) -> None:
-        """Queue ``key`` for a sighting of ``kind``: news clears its back-off, a resync respects it."""
-        if kind in _RESYNC:
-            if self.backoff.held(key, version=version):
-                return
-        else:
-            self.backoff.forget(key)
-        self.queue.add(key)
-
-    def _drop(self, key: Key) -> None:
-        """The object is gone (or no longer ours): nothing of its failures is kept."""
-        self.backoff.forget(key)
-        with self._lock:
-            self._told.pop(key, None)
-
-    def _on_pvc(self, kind: str, pvc: Mapping[str, Any]) -> None:
-        ns, name = key_of(pvc)
-        preload = is_preload(pvc)
-        with self._lock:
-            # A PVC that loses its annotation is looked at once more: its running load is stopped.
-            was = (ns, name) in self._preload
-            if preload and kind != "DELETED":
-                self._preload.add((ns, name))
-            else:
-                self._preload.discard((ns, name))
-        if kind == "DELETED":
-            self._drop(("pvc", ns, name))
-        if preload or was:
-            self._enqueue(("pvc", ns, name), kind, version=version_of(pvc) or None)
-        with self._lock:
-            waiting = [pod for (pns, pod), claims in self._gated.items() if pns == ns and name in claims]
-        for pod in waiting:
-            self._enqueue(("pod", ns, pod), "RESYNC" if kind in _RESYNC else "MODIFIED")
-
-    def _on_loader(self, kind: str, obj: Mapping[str, Any]) -> None:
-        owner = owner_of(obj, "PersistentVolumeClaim")
-        pvc = owner.get("name") if owner else labels_of(obj).get(names.LABEL_PVC)
-        if pvc:
-            self._enqueue(("pvc", key_of(obj)[0], str(pvc)), kind)
-
-    def _on_pod(self, kind: str, pod: Mapping[str, Any]) -> None:
-        ns, name = key_of(pod)
-        labels = labels_of(pod)
-        if labels.get(names.LABEL_COMPONENT) == names.COMPONENT_LOADER and labels.get(names.LABEL_PVC):
-            self._enqueue(("pvc", ns, str(labels[names.LABEL_PVC])), kind)
-            return
-        with self._lock:
-            was = (ns, name) in self._gated
-            if kind != "DELETED" and gates.gate_index(pod) is not None:
-                self._gated[(ns, name)] = gates.claim_names(pod)
-                queued = True
-            else:
-                self._gated.pop((ns, name), None)
-                self._pod_events.pop(uid_of(pod), None)
-                queued = False
-        if queued:
-            self._enqueue(("pod", ns, name), kind, version=version_of(pod) or None)
-        elif was:  # released or gone: its failures are forgotten
-            self._drop(("pod", ns, name))
-
-    def start(self, stop: threading.Event) -> list[threading.Thread]:
-        listed = {"pvcs": threading.Event(), "pods": threading.Event()}
-        loader = f"{names.LABEL_COMPONENT}={names.COMPONENT_LOADER}"
-        specs = [
-            (kinds.PVCS, self._on_pvc, None, listed["pvcs"].set),
-            (kinds.JOBS, self._on_loader, loader, None),
-            (kinds.PODS, self._on_pod, None, listed["pods"].set),
-        ]
-        threads = [
-            threading.Thread(
-                target=self._watch,
-                args=(res, handle),
-                kwargs={"stop": stop, "selector": sel, "on_listed": done},
-                daemon=True,
-                name=f"watch-{res.plural}",
-            )
-            for res, handle, sel, done in specs
-        ]
-        threads.append(threading.Thread(target=self._resync, args=(stop,), daemon=True, name="resync"))
-        for thread in threads:
-            thread.start()
-
-        def ready() -> None:
-            for flag in listed.values():
-                flag.wait()
-            self.synced.set()
-
-        threading.Thread(target=ready, daemon=True, name="synced").start()
-        return threads
-
-    def _resync(self, stop: threading.Event) -> None:
-        while not stop.wait(self.settings.resync_seconds):
-            try:
-                for pvc in self.kube.list_all(kinds.PVCS, **self._scope()):
-                    self._on_pvc("RESYNC", pvc)
-            except KaipError as exc:
-                log.warning("resync: %s", exc.message)
-            with self._lock:
-                keys = list(self._gated)
-            for ns, pod in keys:
-                self._enqueue(("pod", ns, pod), "RESYNC")
+        self.pvcs = Table()
+        self.jobs = Table(label(names.LABEL_PVC))  # loader Jobs by their PVC's label
+        self.pods = Table(label(JOB_NAME_LABEL))  # loader Pods by their Job
+        self.act = Actor(kube, self.metrics, identity=settings.identity)
+        self.jobs_listed = threading.Event()  # the Jobs' store holds every loader Job (listed once)
 
     # -- the worker ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        """``Settings.workers`` workers (this thread one of them) until ``stop`` is set."""
+        others = [
+            threading.Thread(target=self._worker, args=(stop,), daemon=True, name=f"worker-{n}")
+            for n in range(1, max(1, self.settings.workers))
+        ]
+        for thread in others:
+            thread.start()
+        self._worker(stop)
+        for thread in others:
+            thread.join()
+
+    def _worker(self, stop: threading.Event) -> None:
         while not stop.is_set():
             key = self.queue.get(timeout=0.5)
-            if key is None or not self.acting():
-                if key is not None:
-                    self.queue.add(key, after=self.settings.retry_seconds)
+            if key is None:
                 continue
-            self.work(key)
+            try:
+                if self.acting():
+                    self.work(key)
+                else:
+                    self.queue.add(key, after=self.settings.retry_seconds)
+            except Exception:  # a bug must not end this worker while the others go on
+                log.exception("%s %s/%s: unexpected error", *key)
+                self.queue.add(key, after=self.settings.retry_seconds)
+            finally:
+                self.queue.done(key)
 
     def work(self, key: Key) -> None:
         """Sync one key; on an error requeue it as the back-off says (or hold it until it changes)."""
-        self.metrics.reconciles += 1
-        self._read = None
+        self.metrics.add("reconciles")
+        self._local.read = None
         try:
             if key[0] == "pvc":
                 self.sync_pvc(key[1], key[2])
             else:
                 self.sync_pod(key[1], key[2])
         except KaipError as exc:
-            self.metrics.errors += 1
+            self.metrics.add("errors")
+            if key[0] == "pvc":
+                self.act.forget_account(key[1])  # made again next time, in case it was the cause
             self._failed(key, exc)
         else:
             self.backoff.forget(key)
@@ -258,7 +147,7 @@ class Controller:
 
     def _failed(self, key: Key, exc: KaipError) -> None:
         """Requeue ``key`` after its back-off (or hold it until it changes) and say so once."""
-        read = self._read
+        read: Mapping[str, Any] | None = getattr(self._local, "read", None)
         version = version_of(read) if read is not None else None
         delay = self.backoff.next_delay(key, exc, version=version or None)
         failures = self.backoff.failures(key)
@@ -283,91 +172,81 @@ class Controller:
     def _get(self, resource: Resource, ns: str, name: str) -> dict[str, Any] | None:
         from kaip.kube.errors import NotFound
 
+        self.metrics.call("get", resource.plural)
         try:
             return self.kube.get(resource, name, namespace=ns)
         except NotFound:
             return None
 
-    def observe(self, ns: str, name: str) -> Observed | None:
-        pvc = self._get(kinds.PVCS, ns, name)
-        if pvc is None:
-            return None
-        pvc.setdefault("apiVersion", "v1")
-        pvc.setdefault("kind", "PersistentVolumeClaim")
-        self._read = pvc
+    def observe(self, pvc: Mapping[str, Any], *, fresh: bool) -> Observed:
+        """The PVC's loader Jobs and their Pods, from the watches' stores; with ``fresh``, the Job
+        that the PVC's request wants is read from the API (and its Pods too when it has ended and
+        the store lacks their outcome: a Pod's last write may still be on its way)."""
+        ns, name = key_of(pvc)
         uid = uid_of(pvc)
-        loaders = self.kube.list(
-            kinds.JOBS, namespace=ns, label_selector=f"{names.LABEL_PVC}={jobs.pvc_label(name)}"
-        )
-        owned = [j for j in loaders.get("items") or () if any(o.get("uid") == uid for o in owners_of(j))]
-        pods: list[dict[str, Any]] = []
-        for job in owned:
-            found = self.kube.list(
-                kinds.PODS, namespace=ns, label_selector=f"{JOB_NAME_LABEL}={job['metadata']['name']}"
-            )
-            pods.extend(found.get("items") or ())
+        owned = [
+            j
+            for j in self.jobs.by(ns, jobs.pvc_label(name))
+            if any(o.get("uid") == uid for o in owners_of(j))
+        ]
+        wanted = wanted_job(pvc) if fresh else None
+        current: dict[str, Any] | None = None
+        if wanted is not None:
+            owned = [j for j in owned if name_of(j) != wanted]
+            current = self._get(kinds.JOBS, ns, wanted)
+            if current is not None and any(o.get("uid") == uid for o in owners_of(current)):
+                owned.append(current)
+            else:
+                current = None
+        pods = [pod for job in owned for pod in self.pods.by(ns, name_of(job))]
+        if current is not None:
+            mine = [p for p in pods if labels_of(p).get(JOB_NAME_LABEL) == wanted]
+            if outcome_missing(current, mine):
+                self.metrics.call("list", kinds.PODS.plural)
+                found = self.kube.list(kinds.PODS, namespace=ns, label_selector=f"{JOB_NAME_LABEL}={wanted}")
+                pods = [p for p in pods if p not in mine] + list(found.get("items") or ())
         return Observed(pvc=pvc, jobs=owned, pods=pods)
 
     def sync_pvc(self, ns: str, name: str) -> None:
-        observed = self.observe(ns, name)
-        if observed is None:
+        cached = self.pvcs.get(ns, name)
+        if cached is not None:
+            observed = self.observe(cached, fresh=False)
+            actions = reconcile(observed, config=self.settings.config)
+            if not actions:
+                return  # nothing to do, as far as the watches know: no API call
+            if self._first_load(observed, actions):
+                self._local.read = cached
+                with contextlib.suppress(Stale):
+                    self.apply(cached, actions, version=version_of(cached))
+                    return
+        pvc = self._get(kinds.PVCS, ns, name)
+        if pvc is None:
             return
-        self.apply(observed.pvc, reconcile(observed, config=self.settings.config))
+        pvc.setdefault("apiVersion", "v1")
+        pvc.setdefault("kind", "PersistentVolumeClaim")
+        self._local.read = pvc
+        self.apply(pvc, reconcile(self.observe(pvc, fresh=True), config=self.settings.config))
 
-    def apply(self, pvc: Mapping[str, Any], actions: Iterable[Action]) -> None:
-        from kaip.kube.errors import Conflict
+    def _first_load(self, observed: Observed, actions: Sequence[Action]) -> bool:
+        """Whether the store's view may be acted on as it is: the PVC's first load, started by a
+        condition write that names the PVC's resourceVersion (a PVC changed since fails it: 409).
 
-        ns, name = key_of(pvc)
-        for action in actions:
-            if isinstance(action, EnsureAccess):
-                for obj in action.objects:
-                    with contextlib.suppress(Conflict):  # already there (made by an earlier run)
-                        self.kube.create(
-                            _BY_KIND[str(obj["kind"])], obj, namespace=ns, field_manager=FIELD_MANAGER
-                        )
-            elif isinstance(action, CreateJob):
-                try:
-                    self.kube.create(kinds.JOBS, action.manifest, namespace=ns, field_manager=FIELD_MANAGER)
-                    self.metrics.jobs_created += 1
-                    log.info("created Job %s/%s for PVC %s", ns, action.manifest["metadata"]["name"], name)
-                except Conflict:
-                    pass  # made by an earlier run that died before writing the condition
-            elif isinstance(action, DeleteJob):
-                self.kube.delete(
-                    kinds.JOBS,
-                    action.name,
-                    namespace=ns,
-                    propagation="Background",
-                    ignore_missing=True,
-                    preconditions={"uid": action.uid},
-                )
-            elif isinstance(action, SetCondition):
-                patch = status_patch(action.condition, now=api_time(), transition=action.transition)
-                self.kube.patch(
-                    kinds.PVCS,
-                    name,
-                    patch,
-                    namespace=ns,
-                    kind="strategic",
-                    subresource="status",
-                    field_manager=FIELD_MANAGER,
-                )
-            elif isinstance(action, RecordDigest):
-                patch = {"metadata": {"annotations": {names.ANNOTATION_LOADED_DIGEST: action.digest}}}
-                self.kube.patch(kinds.PVCS, name, patch, namespace=ns, field_manager=FIELD_MANAGER)
-            elif isinstance(action, Emit):
-                self._emit(pvc, action.type, action.reason, action.message)
+        No ``DataLoaded`` condition means no Job was made for it: the condition is written first.
+        """
+        return (
+            self.jobs_listed.is_set()
+            and current(observed.pvc) is None
+            and not observed.jobs
+            and isinstance(actions[0], SetCondition)
+            and any(isinstance(a, CreateJob) for a in actions)
+            and bool(version_of(observed.pvc))
+        )
+
+    def apply(self, pvc: Mapping[str, Any], actions: Iterable[Action], *, version: str = "") -> None:
+        self.act.apply(pvc, actions, version=version)
 
     def _emit(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        body = events.build(
-            events.reference(obj),
-            reason=reason,
-            message=message,
-            warning=type_ == events.WARNING,
-            component=COMPONENT,
-            instance=self.settings.identity,
-        )
-        events.post(self.kube, body, field_manager=FIELD_MANAGER)
+        self.act.emit(obj, type_, reason, message)
 
     def sync_pod(self, ns: str, name: str) -> None:
         pod = self._get(kinds.PODS, ns, name)
@@ -375,7 +254,7 @@ class Controller:
             return
         pod.setdefault("apiVersion", "v1")
         pod.setdefault("kind", "Pod")
-        self._read = pod
+        self._local.read = pod
         index = gates.gate_index(pod)
         if index is None:
             return
@@ -383,6 +262,7 @@ class Controller:
         decision = gates.decide(pod, claims)
         uid = uid_of(pod)
         if decision.release:
+            self.metrics.call("patch", kinds.PODS.plural)
             self.kube.patch(
                 kinds.PODS,
                 name,
@@ -391,7 +271,7 @@ class Controller:
                 kind="json",
                 field_manager=FIELD_MANAGER,
             )
-            self.metrics.gates_removed += 1
+            self.metrics.add("gates_removed")
             log.info("released Pod %s/%s", ns, name)
         told = (decision.reason, decision.message)
         if self._pod_events.get(uid) != told:

@@ -40,6 +40,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--backoff-limit", type=int, default=3)
     parser.add_argument("--active-deadline", type=int, default=6 * 3600, help="seconds a load may take")
     parser.add_argument("--loader-workers", type=int, default=32)
+    parser.add_argument(
+        "--default-parallelism",
+        type=int,
+        default=1,
+        help="loader Pods (shards) of a ReadWriteMany PVC without annotation preload.kaip.dev/parallelism "
+        "that asks for at least --parallelism-threshold",
+    )
+    parser.add_argument(
+        "--parallelism-threshold",
+        default="",
+        help="requested PVC size (e.g. 500Gi) from which --default-parallelism applies (default: never)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=32, help="PVCs and Pods worked on at once (never one twice)"
+    )
     return parser.parse_args(list(argv))
 
 
@@ -51,15 +66,25 @@ def main(argv: Sequence[str]) -> int:
     except BadAnnotation:
         print(f"{PROG}: --loader-resources: write e.g. cpu=500m,memory=512Mi", file=sys.stderr)
         return 2
+    threshold = jobs.quantity_bytes(args.parallelism_threshold) if args.parallelism_threshold else None
+    if (args.parallelism_threshold and threshold is None) or not 1 <= args.default_parallelism <= 64:
+        print(f"{PROG}: write e.g. --default-parallelism=4 --parallelism-threshold=500Gi", file=sys.stderr)
+        return 2
     config = jobs.LoaderConfig(
         image=args.image,
         resources=resources,
         backoff_limit=args.backoff_limit,
         active_deadline_seconds=args.active_deadline,
         workers=args.loader_workers,
+        default_parallelism=args.default_parallelism,
+        parallelism_threshold=threshold,
     )
     settings = Settings(
-        config=config, namespace=args.watch_namespace, identity=args.identity, resync_seconds=args.resync
+        config=config,
+        namespace=args.watch_namespace,
+        identity=args.identity,
+        resync_seconds=args.resync,
+        workers=max(1, args.workers),
     )
 
     def build(kube: Kube, shell: process.Process) -> process.Work:

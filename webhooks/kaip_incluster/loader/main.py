@@ -3,6 +3,10 @@
 Progress goes to the PVC's ``DataLoaded`` condition (Unknown, reason ``Loading``, message
 ``N/M objects, X/Y bytes``) at most every ``--progress-interval`` seconds; a failure to report
 progress never fails the load. The outcome goes to ``--termination-log`` and the exit code.
+
+With ``--shards N`` the loader is Pod ``JOB_COMPLETION_INDEX`` of an Indexed Job: it copies only the
+keys of its shard and writes its progress into its own condition ``DataLoadedShard<i>``, which the
+controller adds up (:mod:`kaip.preload.shards`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from kaip.kube.objects import api_time
 from kaip.preload import jobs
 from kaip.preload.copier import CopyOptions, CopyReport, copy
 from kaip.preload.errors import InvalidSource, UnsafeKeys, condition_reason
-from kaip.preload.status import UNKNOWN, Condition, Outcome, Progress, format_message, status_patch
+from kaip.preload.shards import INDEX_ENV, Shard
+from kaip.preload.status import TRUE, UNKNOWN, Condition, Outcome, Progress, format_message, status_patch
 from kaip.resources import kinds
-from kaip.resources.preload import REASON_LOADING, REASON_SUCCEEDED
+from kaip.resources.preload import CONDITION_LOADED, REASON_LOADING, REASON_SUCCEEDED
 from kaip.storage.source import parse_source
 
 if TYPE_CHECKING:
@@ -40,14 +45,37 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--anonymous", action="store_true", help="no credentials (public bucket)")
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--progress-interval", type=float, default=2.0)
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=None,
+        help="the PVC's capacity in bytes (the controller passes it); checked with the file system's "
+        "size and free space before copying",
+    )
+    parser.add_argument("--shards", type=int, default=1, help="shards of an Indexed Job (1: no sharding)")
+    parser.add_argument(
+        "--shard-index",
+        type=int,
+        default=int(os.environ.get(INDEX_ENV) or 0),
+        help=f"this Pod's shard (default: ${INDEX_ENV}, set by the Job controller)",
+    )
     return parser.parse_args(list(argv))
 
 
 class ProgressReporter:
     """Writes the progress message into the PVC's condition, rate-limited, never raising."""
 
-    def __init__(self, kube: Kube | None, *, pvc: str, namespace: str, interval: float) -> None:
+    def __init__(
+        self,
+        kube: Kube | None,
+        *,
+        pvc: str,
+        namespace: str,
+        interval: float,
+        condition: str = CONDITION_LOADED,
+    ) -> None:
         self.kube, self.pvc, self.namespace, self.interval = kube, pvc, namespace, interval
+        self.condition = condition
         self._last = 0.0
         self._lock = threading.Lock()
         self._warned = False
@@ -60,10 +88,15 @@ class ProgressReporter:
             self._last = now
         self.write(format_message(progress))
 
-    def write(self, message: str) -> None:
+    def write(self, message: str, *, status: str = UNKNOWN, reason: str = REASON_LOADING) -> None:
         if self.kube is None or not self.pvc:
             return
-        patch = status_patch(Condition(UNKNOWN, REASON_LOADING, message), now=api_time(), transition=False)
+        patch = status_patch(
+            Condition(status, reason, message),
+            now=api_time(),
+            transition=False,
+            type_=self.condition,
+        )
         try:
             self.kube.patch(
                 kinds.PVCS,
@@ -145,13 +178,20 @@ def main(argv: Sequence[str]) -> int:
         _write_termination(args.termination_log, outcome)
         print(f"kaip-loader: {exc.message}", file=sys.stderr)
         return jobs.EXIT_USAGE
+    shard = Shard(args.shard_index, args.shards) if args.shards > 1 else None
+    if shard is not None and not 0 <= shard.index < shard.count:
+        message = f"--shard-index {shard.index} is not one of the {shard.count} shards"
+        _write_termination(args.termination_log, Outcome(reason=InvalidSource.reason, message=message))
+        print(f"kaip-loader: {message}", file=sys.stderr)
+        return jobs.EXIT_USAGE
     reporter = ProgressReporter(
         _connect(args.namespace) if args.pvc else None,
         pvc=args.pvc,
         namespace=args.namespace,
         interval=args.progress_interval,
+        condition=shard.condition_type if shard else CONDITION_LOADED,
     )
-    options = CopyOptions(anonymous=args.anonymous, workers=args.workers)
+    options = CopyOptions(anonymous=args.anonymous, workers=args.workers, capacity=args.capacity, shard=shard)
     last: list[Progress] = []
 
     def on_progress(progress: Progress) -> None:
@@ -166,6 +206,8 @@ def main(argv: Sequence[str]) -> int:
         if last:
             reporter(last[0], force=True)
         outcome, code = outcome_of(report)
+        if shard is not None and code == jobs.EXIT_OK:
+            reporter.write(outcome.message, status=TRUE, reason=REASON_SUCCEEDED)  # this share is done
     _write_termination(args.termination_log, outcome)
     stream = sys.stdout if code == jobs.EXIT_OK else sys.stderr
     print(f"kaip-loader: {outcome.reason}: {outcome.message}", file=stream)

@@ -27,8 +27,16 @@ FIELDS = (
     "pcie.link.gen.max",
     "pcie.link.width.current",
     "pcie.link.width.max",
+    "pstate",
+    "compute_mode",
+    "ecc.errors.uncorrected.volatile.total",
+    "memory.used",
+    "memory.total",
 )
 ARGS = (f"--query-gpu={','.join(FIELDS)}", "--format=csv,noheader,nounits")
+#: The processes on each GPU (``nvidia-smi --help-query-compute-apps``): a GPU that has one is busy.
+APPS_FIELDS = ("gpu_bus_id", "pid", "used_memory")
+APPS_ARGS = (f"--query-compute-apps={','.join(APPS_FIELDS)}", "--format=csv,noheader,nounits")
 
 _LOST = re.compile(
     r"GPU ([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])\b.*\bGPU is lost", re.IGNORECASE
@@ -61,6 +69,11 @@ class Gpu:
     link_gen_max: int | None
     link_width: int | None
     link_width_max: int | None
+    pstate: str | None = None  # "P0" (full performance) .. "P12"; links slow down above P0 to save power
+    compute_mode: str | None = None  # "Default", "Exclusive_Process", "Prohibited"
+    ecc_uncorrected_volatile: int | None = None  # double-bit errors since the driver loaded
+    memory_used_mib: int | None = None
+    memory_total_mib: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,11 @@ def parse(out: Output) -> Snapshot:
                 link_gen_max=_number(cells[7]),
                 link_width=_number(cells[8]),
                 link_width_max=_number(cells[9]),
+                pstate=None if cells[10] in _NOT_APPLICABLE else cells[10],
+                compute_mode=None if cells[11] in _NOT_APPLICABLE else cells[11],
+                ecc_uncorrected_volatile=_number(cells[12]),
+                memory_used_mib=_number(cells[13]),
+                memory_total_mib=_number(cells[14]),
             )
         )
     return Snapshot(tuple(gpus), tuple(lost), tuple(errors))
@@ -136,3 +154,23 @@ def system_runner(command: str = "nvidia-smi", *, timeout: float = 15.0) -> Runn
 
 def query(runner: Runner) -> Snapshot:
     return parse(runner(ARGS))
+
+
+def parse_apps(out: Output) -> dict[str, list[int]]:
+    """PIDs of the compute processes per GPU (bus id in sysfs' form); unreadable lines are skipped."""
+    apps: dict[str, list[int]] = {}
+    for line in out.stdout.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) != len(APPS_FIELDS) or not cells[1].isdigit() or ":" not in cells[0]:
+            continue
+        apps.setdefault(normal_bus_id(cells[0]), []).append(int(cells[1]))
+    return apps
+
+
+def query_apps(runner: Runner) -> dict[str, list[int]] | None:
+    """Compute processes per GPU, or None when nvidia-smi cannot tell (not installed, failed, hung)."""
+    try:
+        out = runner(APPS_ARGS)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_apps(out) if out.returncode == 0 else None

@@ -67,6 +67,16 @@ def read_world(kube: Kube, *, job_namespace: str, default_unknown: tuple[str, ..
         except spec.SpecInvalid as exc:
             invalid.append(exc.message)
     node_objs = {n["metadata"]["name"]: n for n in kube.list_all(kinds.NODES)}
+    stuck: dict[str, list[str]] | None = None
+    if matching.wants_stuck_pods(rules.values()):
+        # only when a rule asks: the Pods of every node are a large read; the terminating ones among
+        # the non-terminal Pods bound to a node (no field selector finds a deletionTimestamp)
+        pods = kube.list_all(
+            kinds.PODS,
+            all_namespaces=True,
+            field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed",
+        )
+        stuck = matching.stuck_deadlines(pods, now=now)
     jobs_found = kube.list_all(
         kinds.JOBS,
         namespace=job_namespace,
@@ -79,7 +89,10 @@ def read_world(kube: Kube, *, job_namespace: str, default_unknown: tuple[str, ..
         rules=rules,
         budgets=budgets,
         nodes=node_objs,
-        facts={name: matching.node_facts(obj) for name, obj in node_objs.items()},
+        facts={
+            name: matching.node_facts(obj, stuck=None if stuck is None else stuck.get(name, []))
+            for name, obj in node_objs.items()
+        },
         remediations={r["metadata"]["name"]: r for r in kube.list_all(names.REMEDIATIONS)},
         jobs={j["metadata"]["name"]: j for j in jobs_found},
         invalid=invalid,

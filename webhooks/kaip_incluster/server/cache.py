@@ -135,7 +135,9 @@ class WatchCache(Generic[T]):
                 "watch of %s failed (%s); retrying in %.1fs", self.resource.plural, type(exc).__name__, delay
             ),
         ):
-            if kind == watching.LISTED:
+            if kind == watching.RESET:  # the list broke off: a new one follows
+                fresh = {}
+            elif kind == watching.LISTED:
                 fresh[key_of(obj)] = self.strip(obj)
             elif kind == watching.SYNCED:
                 self._replace(selector, fresh)

@@ -24,7 +24,7 @@ def cli() -> None:
     """Train models on Kubeflow with the command line of gcloud ai-platform."""
 
 
-cli.add_command(version_command())
+cli.add_command(version_command(PROG))
 cli.add_command(jobs.jobs)
 jobs.jobs.add_command(submit.submit)
 cli.add_command(local.local_group)

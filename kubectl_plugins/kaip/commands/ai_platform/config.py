@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from kaip.cli.common import examples
 from kaip.cli.options import KubectlGroup, cluster_options, output_option
 from kaip.cli.output import dump_json, dump_yaml, echo, note
 from kaip.commands.ai_platform.program import CONTEXT
@@ -15,6 +16,13 @@ def config_group() -> None:
     """The cluster's catalog of machine types, accelerators, scale tiers and runtime versions."""
 
 
+@examples(
+    "# The catalog of the current cluster",
+    "kubectl ai-platform config show",
+    "",
+    "# The built-in catalog, as JSON",
+    "kubectl ai-platform config show --builtin -o json",
+)
 @config_group.command("show", context_settings=CONTEXT)
 @click.option("--builtin", is_flag=True, help="Show the built-in catalog; do not read the cluster's.")
 @output_option("yaml", "json", default="yaml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from kaip.cli.common import examples
 from kaip.cli.options import KubectlGroup
 from kaip.commands.ai_platform.program import CONTEXT
 
@@ -13,6 +14,10 @@ def local_group() -> None:
     """Run training on this machine, as gcloud ai-platform local does."""
 
 
+@examples(
+    "# Run trainer.task here as gcloud does: a chief, two workers and two parameter servers",
+    "kubectl ai-platform local train --package-path trainer --module-name trainer.task --distributed --worker-count 2",
+)
 @local_group.command("train", context_settings=CONTEXT)
 @click.argument("user_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- USER_ARGS...]")
 @click.option("--module-name", required=True, help="Python module to run (python -m MODULE).")

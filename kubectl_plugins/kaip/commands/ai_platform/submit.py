@@ -7,15 +7,20 @@ and created by :func:`kaip.aiplatform.request.carry_out`, and ``--stream-logs`` 
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from kaip.cli.options import KubectlGroup, cluster_options, dry_run_option, output_option
+from kaip.cli.common import examples
+from kaip.cli.options import KubectlGroup, cluster_options, dry_run_option
 from kaip.cli.output import dump_json, dump_yaml_documents, echo, note
 from kaip.commands.ai_platform.program import CONTEXT, PROG
+from kaip.commands.ai_platform.submit_options import submit_options
 from kaip.errors import ExitCode
 from kaip.kube.config import ClusterTarget
+
+if TYPE_CHECKING:
+    pass
 
 #: What the objects printed without -o are, after each kind of --dry-run.
 _SUFFIX = {"none": "created", "client": "created (dry run)", "server": "created (server dry run)"}
@@ -26,203 +31,18 @@ def submit() -> None:
     """Submit jobs."""
 
 
-def _cloud_only(what: str) -> Any:
-    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        if value not in (None, False, ()):
-            raise click.UsageError(
-                f"{param.opts[0]} ({what}) exists only on Google Cloud and has no meaning here"
-            )
-
-    return refuse
-
-
-_CLOUD_ONLY = (
-    ("--kms-key", "customer-managed encryption keys (Cloud KMS)"),
-    ("--kms-keyring", "customer-managed encryption keys (Cloud KMS)"),
-    ("--kms-location", "customer-managed encryption keys (Cloud KMS)"),
-    ("--kms-project", "customer-managed encryption keys (Cloud KMS)"),
-    ("--network", "VPC network peering; for secondary networks use --secondary-network"),
-    ("--tpu-tf-version", "Cloud TPU"),
-    ("--enable-web-access", "interactive shell web access; use kubectl exec"),
+@examples(
+    "# Submit a package from this machine, run as python -m trainer.task",
+    "kubectl ai-platform jobs submit training mnist_1 --package-path trainer --module-name trainer.task \\",
+    "    --scale-tier basic-gpu -- --epochs 10",
+    "",
+    "# Print the objects a submission would create, without a cluster",
+    "kubectl ai-platform jobs submit training mnist_1 --master-image-uri repo/trainer:1 --dry-run=client -o yaml",
 )
-
-
-def _async_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    if value:
-        note(
-            "The --async flag is deprecated, as the default behavior is to submit the job asynchronously; "
-            "it can be omitted. For synchronous behavior, please pass --stream-logs."
-        )
-    return value
-
-
-def _accelerator_help(who: str) -> str:
-    return f"Accelerators for the {who}: type=TYPE,count=N (types from `config show`)."
-
-
-def _submit_options(func: Any) -> Any:
-    options = [
-        click.option(
-            "--module-name", help="Python module to run (python -m MODULE); required unless an image runs."
-        ),
-        click.option(
-            "--package-path",
-            type=click.Path(file_okay=False),
-            help="Local package directory, built as an sdist and staged.",
-        ),
-        click.option(
-            "--packages",
-            multiple=True,
-            metavar="PACKAGE,...",
-            help="Local archives (staged) or gs:// / s3:// URIs (fetched).",
-        ),
-        click.option(
-            "--staging-bucket",
-            metavar="URI",
-            help="s3:// or gs:// bucket for local packages (default: a ConfigMap).",
-        ),
-        click.option(
-            "--job-dir", metavar="URI", help="Output directory, passed to the program as --job-dir."
-        ),
-        click.option(
-            "--region", help="Accepted for gcloud scripts; the kubeconfig context chooses the cluster."
-        ),
-        click.option(
-            "--scale-tier",
-            type=click.Choice(
-                ["basic", "basic-gpu", "basic-tpu", "standard-1", "premium-1", "custom"], case_sensitive=False
-            ),
-            help="Machine set-up of the job (custom: give the machine types).",
-        ),
-        click.option(
-            "--master-machine-type", help="Machine type of the master (required with --scale-tier=custom)."
-        ),
-        click.option(
-            "--master-image-uri",
-            help="Container image of the master; runs its own entrypoint with the user args.",
-        ),
-        click.option("--master-accelerator", metavar="type=T,count=N", help=_accelerator_help("master")),
-        click.option("--worker-count", type=int, help="Number of workers (with --worker-machine-type)."),
-        click.option("--worker-machine-type", help="Machine type of the workers (with --worker-count)."),
-        click.option("--worker-image-uri", help="Image of the workers (default: the master's)."),
-        click.option("--worker-accelerator", metavar="type=T,count=N", help=_accelerator_help("workers")),
-        click.option(
-            "--parameter-server-count",
-            type=int,
-            help="Number of parameter servers (with --parameter-server-machine-type).",
-        ),
-        click.option("--parameter-server-machine-type", help="Machine type of the parameter servers."),
-        click.option(
-            "--parameter-server-image-uri", help="Image of the parameter servers (default: the master's)."
-        ),
-        click.option(
-            "--parameter-server-accelerator",
-            metavar="type=T,count=N",
-            help=_accelerator_help("parameter servers"),
-        ),
-        click.option(
-            "--runtime-version",
-            help="Runtime version: picks the image from the catalog (not with --master-image-uri).",
-        ),
-        click.option("--python-version", help="Python version of the runtime (checked against the catalog)."),
-        click.option(
-            "--use-chief-in-tf-config",
-            type=click.BOOL,
-            is_flag=False,
-            flag_value="true",
-            default=None,
-            help="TensorFlow: a Chief replica instead of Master (TF 2).",
-        ),
-        click.option(
-            "--config",
-            "config_path",
-            type=click.File("r"),
-            help="gcloud Job YAML/JSON (trainingInput); flags override it.",
-        ),
-        click.option("--labels", multiple=True, metavar="KEY=VALUE,...", help="Labels of the job."),
-        click.option("--service-account", help="Kubernetes ServiceAccount the replicas run as."),
-        click.option(
-            "--stream-logs",
-            is_flag=True,
-            help="Follow the logs until the job ends; exit 1 unless it SUCCEEDED.",
-        ),
-        click.option("--async", "async_", is_flag=True, hidden=True, callback=_async_flag, expose_value=True),
-        click.option(
-            "--framework",
-            type=click.Choice(["tensorflow", "pytorch", "xgboost", "jax", "paddle", "mpi"]),
-            default="tensorflow",
-            show_default=True,
-            help="Kubeflow job kind to create.",
-        ),
-        click.option(
-            "--mpi-api",
-            type=click.Choice(["v2beta1", "v1"]),
-            help="MPIJob version: v2beta1 (mpi-operator) or v1 (training-operator); default: the served one.",
-        ),
-        click.option(
-            "--credentials",
-            multiple=True,
-            metavar="SECRET,...",
-            help="kaip credentials Secrets mounted into every replica.",
-        ),
-        click.option(
-            "--data",
-            multiple=True,
-            metavar="NAME=URI[:MOUNT]",
-            help="Preload s3:// or gs:// data into PVC NAME, mounted at MOUNT (default /data/NAME).",
-        ),
-        click.option(
-            "--data-credentials",
-            metavar="SECRET",
-            help="Credentials Secret the data loader reads the --data buckets with.",
-        ),
-        click.option("--queue", help="Queue: Kueue LocalQueue (label) or Volcano queue (schedulingPolicy)."),
-        click.option(
-            "--priority",
-            metavar="CLASS",
-            help="Priority class (Kueue WorkloadPriorityClass or PriorityClass).",
-        ),
-        click.option(
-            "--gang", is_flag=True, help="Gang-schedule all replicas together (minAvailable = all)."
-        ),
-        click.option(
-            "--scheduler",
-            type=click.Choice(["kueue", "volcano", "scheduler-plugins", "none"]),
-            help="Queueing/gang system of the cluster (default: the catalog's).",
-        ),
-        click.option(
-            "--secondary-network",
-            multiple=True,
-            metavar="NAME,...",
-            help="Multus NetworkAttachmentDefinitions (e.g. RDMA) for every replica.",
-        ),
-        output_option(
-            "yaml",
-            "json",
-            "name",
-            default=None,
-            help="Print the objects created (or, with --dry-run, to be created).",
-        ),
-    ]
-    options += [
-        click.option(
-            flag,
-            hidden=True,
-            expose_value=False,
-            is_flag=flag == "--enable-web-access",
-            callback=_cloud_only(what),
-        )
-        for flag, what in _CLOUD_ONLY
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 @submit.command("training", context_settings=CONTEXT)
 @click.argument("job")
 @click.argument("user_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- USER_ARGS...]")
-@_submit_options
+@submit_options
 @dry_run_option
 @cluster_options
 def submit_training(
@@ -271,10 +91,7 @@ def submit_training(
 ) -> None:
     """Submit a training job JOB, with gcloud ai-platform's flags.
 
-    Everything after `--` is passed to the program. Example:
-
-      kubectl ai-platform jobs submit training my_job --module-name=trainer.task
-      --package-path=trainer --scale-tier=basic-gpu -- --epochs=10
+    Everything after `--` is passed to the program.
     """
     from kaip.aiplatform.request import carry_out, submit_request
 
