@@ -4,12 +4,8 @@ does not answer, cannot be reached through the proxy, or presents a certificate 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import select
 import socket
-import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from kaip.kube.errors import RequestTimeout
 from kaip.kube.transport import Timeouts
 from kaip.resources import kinds
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.proxy import Proxy, running_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -31,68 +28,13 @@ def _conn(control_plane: ControlPlane, **changes: object) -> Connection:
     return dataclasses.replace(conn, **changes)  # type: ignore[arg-type]
 
 
-class _Proxy(socketserver.ThreadingTCPServer):
-    """A minimal HTTP CONNECT proxy on loopback that records what it was asked."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, password: str | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.password = password
-        self.requests: list[str] = []
-        self.authorizations: list[str | None] = []
-
-
-class _ProxyHandler(socketserver.StreamRequestHandler):
-    server: _Proxy
-
-    def handle(self) -> None:
-        line = self.rfile.readline().decode("latin-1").strip()
-        headers: dict[str, str] = {}
-        while (raw := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        self.server.requests.append(line)
-        self.server.authorizations.append(headers.get("proxy-authorization"))
-        method, target, _ = line.split(" ", 2)
-        if self.server.password is not None:
-            wanted = "Basic " + base64.b64encode(f"user:{self.server.password}".encode()).decode()
-            if headers.get("proxy-authorization") != wanted:
-                self.wfile.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-                return
-        if method != "CONNECT":
-            self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-            return
-        host, port = target.rsplit(":", 1)
-        upstream = socket.create_connection((host, int(port)))
-        self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self.wfile.flush()
-        sockets = [self.connection, upstream]
-        try:
-            while True:
-                ready, _, _ = select.select(sockets, [], [], 30)
-                if not ready:
-                    return
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (upstream if sock is self.connection else self.connection).sendall(data)
-        finally:
-            upstream.close()
-
-
 @pytest.fixture
-def proxy() -> Iterator[_Proxy]:
-    server = _Proxy()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def proxy() -> Iterator[Proxy]:
+    with running_proxy() as server:
+        yield server
 
 
-def test_requests_reuse_one_connection(control_plane: ControlPlane, proxy: _Proxy) -> None:
+def test_requests_reuse_one_connection(control_plane: ControlPlane, proxy: Proxy) -> None:
     # The proxy sees one CONNECT per connection the client opens.
     kube = Kube(_conn(control_plane, proxy_url=f"http://127.0.0.1:{proxy.server_address[1]}"))
     for _ in range(5):
@@ -101,9 +43,7 @@ def test_requests_reuse_one_connection(control_plane: ControlPlane, proxy: _Prox
 
 
 def test_proxy_with_a_password_gets_it_and_an_error_never_shows_it(control_plane: ControlPlane) -> None:
-    server = _Proxy(password="s3cr3t-pw")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with running_proxy(password="s3cr3t-pw") as server:
         port = server.server_address[1]
         good = Kube(_conn(control_plane, proxy_url=f"http://user:s3cr3t-pw@127.0.0.1:{port}"))
         assert good.request("GET", "/version")["major"] == "1"
@@ -112,9 +52,6 @@ def test_proxy_with_a_password_gets_it_and_an_error_never_shows_it(control_plane
             bad.request("GET", "/version")
         assert "through its proxy" in str(caught.value) and "407" in str(caught.value)
         assert "wrong-pw" not in str(caught.value)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_proxy_scheme_we_cannot_speak_is_a_config_error(control_plane: ControlPlane) -> None:

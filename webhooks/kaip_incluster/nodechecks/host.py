@@ -47,14 +47,15 @@ class Process:
     wchan: str
 
 
-def _read(path: Path) -> str | None:
+def read_text(path: Path) -> str | None:
+    """A sysfs or procfs file's text, stripped; ``None`` when it cannot be read."""
     try:
         return path.read_text().strip()
     except (OSError, UnicodeDecodeError):
         return None
 
 
-def _int(text: str | None) -> int | None:
+def to_int(text: str | None) -> int | None:
     try:
         return int(text) if text is not None else None
     except ValueError:
@@ -66,17 +67,17 @@ def nvidia_gpus(root: Path) -> list[PciDevice]:
     found = []
     base = root / "sys" / "bus" / "pci" / "devices"
     for dev in sorted(base.iterdir()) if base.is_dir() else ():
-        if _read(dev / "vendor") != NVIDIA_VENDOR:
+        if read_text(dev / "vendor") != NVIDIA_VENDOR:
             continue
-        if not (_read(dev / "class") or "").startswith(GPU_CLASSES):
+        if not (read_text(dev / "class") or "").startswith(GPU_CLASSES):
             continue
         found.append(
             PciDevice(
                 bus_id=dev.name.lower(),
-                link_speed=_read(dev / "current_link_speed"),
-                link_speed_max=_read(dev / "max_link_speed"),
-                link_width=_int(_read(dev / "current_link_width")),
-                link_width_max=_int(_read(dev / "max_link_width")),
+                link_speed=read_text(dev / "current_link_speed"),
+                link_speed_max=read_text(dev / "max_link_speed"),
+                link_width=to_int(read_text(dev / "current_link_width")),
+                link_width_max=to_int(read_text(dev / "max_link_width")),
             )
         )
     return found
@@ -89,20 +90,20 @@ def processes(root: Path) -> list[Process]:
     for entry in proc.iterdir() if proc.is_dir() else ():
         if not entry.name.isdigit():
             continue
-        stat = _read(entry / "stat")
+        stat = read_text(entry / "stat")
         if not stat or ")" not in stat:
             continue
         head, _, tail = stat.rpartition(")")
         fields = tail.split()
         if len(fields) < 20:
             continue
-        wchan = _read(entry / "wchan") or ""
+        wchan = read_text(entry / "wchan") or ""
         out.append(
             Process(
                 pid=int(entry.name),
                 comm=head.partition("(")[2],
                 state=fields[0],
-                start_ticks=_int(fields[19]) or 0,
+                start_ticks=to_int(fields[19]) or 0,
                 wchan="" if wchan == "0" else wchan,
             )
         )
@@ -111,7 +112,7 @@ def processes(root: Path) -> list[Process]:
 
 def load_memory(path: Path) -> dict[str, float]:
     """When each D-state process was first seen (``"pid:start_ticks" -> epoch seconds``)."""
-    text = _read(path)
+    text = read_text(path)
     if not text:
         return {}
     try:
@@ -179,7 +180,7 @@ def xid_events(lines: list[str], serious: frozenset[int] = SERIOUS_XIDS) -> list
 
 def expected_by_product(path: Path | None) -> dict[str, int]:
     """``{"NVIDIA A100-SXM4-80GB": 8, ...}`` from the ConfigMap's JSON file; empty when absent."""
-    text = _read(path) if path else None
+    text = read_text(path) if path else None
     if not text:
         return {}
     data = json.loads(text)
@@ -190,7 +191,7 @@ def expected_by_product(path: Path | None) -> dict[str, int]:
 
 def load_json(path: Path) -> dict[str, object]:
     """A check's memory across runs (a JSON object); empty when absent or unreadable."""
-    text = _read(path)
+    text = read_text(path)
     try:
         data = json.loads(text) if text else {}
     except ValueError:

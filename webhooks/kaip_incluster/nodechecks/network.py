@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaip_incluster.nodechecks.host import read_text, to_int
+
 
 @dataclass(frozen=True)
 class Link:
@@ -31,33 +33,19 @@ class Link:
     errors: int | None = None  # physical-layer receive errors since the driver loaded
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
 def interface(root: Path, name: str) -> Link:
     base = root / "sys" / "class" / "net" / name
     if not base.is_dir():
         return Link(name, present=False)
-    state = _read(base / "operstate") or "unknown"
-    changes = _int(_read(base / "carrier_changes"))
-    counters = [_int(_read(base / "statistics" / f)) for f in ("rx_crc_errors", "rx_frame_errors")]
+    state = read_text(base / "operstate") or "unknown"
+    changes = to_int(read_text(base / "carrier_changes"))
+    counters = [to_int(read_text(base / "statistics" / f)) for f in ("rx_crc_errors", "rx_frame_errors")]
     known = [c for c in counters if c is not None]
     return Link(
         name,
         present=True,
         # "unknown" is what drivers without operstate support say; carrier tells then
-        up=state == "up" or (state == "unknown" and _read(base / "carrier") == "1"),
+        up=state == "up" or (state == "unknown" and read_text(base / "carrier") == "1"),
         state=state,
         flaps=changes // 2 if changes is not None else None,
         errors=sum(known) if known else None,
@@ -78,16 +66,16 @@ def rdma_ports(root: Path, spec: str) -> list[Link]:
         if not base.is_dir():
             out.append(Link(label, present=False))
             continue
-        state = _read(base / "state") or ""
-        phys = _read(base / "phys_state") or ""
+        state = read_text(base / "state") or ""
+        phys = read_text(base / "phys_state") or ""
         out.append(
             Link(
                 label,
                 present=True,
                 up=state.endswith("ACTIVE"),
                 state=f"{state.partition(': ')[2] or state}, {phys.partition(': ')[2] or phys}".strip(", "),
-                flaps=_int(_read(base / "counters" / "link_downed")),
-                errors=_int(_read(base / "counters" / "symbol_error")),
+                flaps=to_int(read_text(base / "counters" / "link_downed")),
+                errors=to_int(read_text(base / "counters" / "symbol_error")),
             )
         )
     return out
