@@ -107,6 +107,10 @@ class ReplicaFailure:
         return doc
 
 
+#: The end of the note on a failed job whose Pods are gone.
+_NOTHING = ": no exit code, termination message or log to show"
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why the job failed: every failed replica (the first to fail first) and the operator's word."""
@@ -114,6 +118,8 @@ class Failure:
     replicas: tuple[ReplicaFailure, ...]
     condition: str  # the Failed condition's message (or reason)
     note: str = ""  # what is missing and why (the Pods are gone)
+    #: With the Pods gone: the job's last lines from the log store (Loki), whichever Pod wrote them.
+    stored: LogTail | None = None
 
     def summary(self) -> str:
         """gcloud's errorMessage: the first failed replica, else the operator's condition."""
@@ -128,9 +134,10 @@ class Failure:
         return shorten(text, SHORT_CHARS)
 
     def with_logs(self, tail: LogTail) -> Failure:
-        """The failure with the log tail of its first failed replica."""
+        """The failure with the log tail of its first failed replica (of the job, when no Pod is left)."""
         if not self.replicas:
-            return self
+            head = self.note.rpartition(_NOTHING)[0] or self.note
+            return replace(self, stored=tail, note=f"{head}: no exit code or termination message to show")
         first = replace(self.replicas[0], logs=tail)
         return replace(self, replicas=(first, *self.replicas[1:]))
 
@@ -142,6 +149,8 @@ class Failure:
             doc["failedReplicas"] = [r.document() for r in self.replicas]
         if self.note:
             doc["note"] = self.note
+        if self.stored is not None and not self.stored.unavailable:
+            doc["lastStoredLogLines"] = list(self.stored.lines)
         return doc
 
 
@@ -229,7 +238,7 @@ def failure(
     if not pods:
         policy = (spec_of(job).get("runPolicy") or {}).get("cleanPodPolicy")
         note = "the job's Pods are gone" + (f" (runPolicy.cleanPodPolicy: {policy})" if policy else "")
-        note += ": no exit code, termination message or log to show"
+        note += _NOTHING
     elif not found:
         note = "no replica's container ended with a non-zero exit code"
     return Failure(replicas=tuple(found), condition=condition, note=note)

@@ -196,7 +196,34 @@ def describe(
         if tail.unavailable and replica.container and history is not None:
             tail = stored_log_tail(kube, replica, obj, history()) or tail
         view = replace(view, failure=view.failure.with_logs(tail))
+    elif view.failure and not pods and history is not None:  # the Pods are gone: the store may have it
+        stored = stored_job_tail(kube, obj, history())
+        if stored is not None:
+            view = replace(view, failure=view.failure.with_logs(stored))
     return view, obj, pods
+
+
+def stored_job_tail(kube: Kube, obj: Mapping[str, Any], history: Any) -> failures.LogTail | None:
+    """The job's last lines from Loki, whichever of its Pods wrote them; None where it has none."""
+    import time
+
+    from kaip.errors import UnreachableError
+    from kaip.logs.loki import LokiError
+
+    if history is None:
+        return None
+    now = time.time_ns()
+    try:
+        lines = history.job_tail(
+            kube.namespace,
+            name_of(obj),
+            count=failures.LOG_TAIL_LINES,
+            start=now - history.window_ns,
+            end=now + 1,
+        )
+    except (LokiError, UnreachableError):
+        return None
+    return failures.log_tail("\n".join(lines)) if lines else None
 
 
 def stored_log_tail(

@@ -311,6 +311,18 @@ class LokiHistory:
                 break
         return out[::-1]
 
+    def job_tail(self, namespace: str, job_name: str, *, count: int, start: int, end: int) -> list[str]:
+        """The last ``count`` lines of any of the job's Pods, oldest first (its Pods may be gone)."""
+        from kaip.logs import contract
+
+        out: list[str] = []
+        query = contract.job_query(namespace, job_name)
+        for entry in self.loki.entries(query, start, end, direction="backward", limit=count):
+            out.append(entry.line)
+            if len(out) >= count:
+                break
+        return out[::-1]
+
 
 _TASK = re.compile(r"^(?P<type>[a-z]+)(?:-(?P<index>[0-9]+))?(?:-[a-z0-9]+)?$")
 

@@ -95,6 +95,10 @@ def failure_text(failure: failures.Failure) -> str:
         else:
             body = "\n".join(f"  {line}" for line in logs.lines)
             parts.append(f"Last {len(logs.lines)} log lines of {where}:\n{body}")
+    stored = failure.stored
+    if first is None and stored is not None and not stored.unavailable:
+        body = "\n".join(f"  {line}" for line in stored.lines)
+        parts.append(f"Last {len(stored.lines)} log lines of the job, from Loki:\n{body}")
     if failure.note:
         parts.append(f"Note: {failure.note}")
     return "\n\n".join(parts)

@@ -303,3 +303,41 @@ def test_describe_of_a_failed_job_shows_its_last_lines_from_loki_when_the_node_i
     assert first["pod"] == "broke-master-0"
     assert first["lastLogLines"][-1] == "Traceback: boom"
     assert first["lastLogLines"][0] == "step 11"  # the last 20 lines
+
+
+def test_describe_of_a_failed_job_whose_pods_are_gone_shows_its_last_lines_from_loki(
+    capsys: pytest.CaptureFixture[str],
+    kubeconfig: Path,
+    namespace: str,
+    loki: LokiState,
+    kube: Kube,
+    base: int,
+) -> None:
+    """cleanPodPolicy removed every Pod: the failure has no replica left, the log store still has its
+    lines, and describe shows them (text and JSON) instead of saying there is no log."""
+    assert (
+        ai(capsys, kubeconfig, namespace, "jobs", "submit", "training", "cleaned", "--master-image-uri=i")[0]
+        == 0
+    )
+    set_conditions(kube, "cleaned", "Created", "Failed")
+    lines = [(base + k * S // 100, f"step {k}") for k in range(5)] + [(base + S, "Traceback: gone")]
+    loki.push(TENANT, pod_labels(namespace, "cleaned-master-0"), lines)
+    loki.push(TENANT, pod_labels(namespace, "other-master-0"), [(base + 2 * S, "not this job")])
+    code, out, err = ai(capsys, kubeconfig, namespace, "jobs", "describe", "cleaned", "-o", "json")
+    assert code == 0, err
+    import json
+
+    failure = json.loads(out)["kubernetes"]["failure"]
+    assert failure["lastStoredLogLines"] == [
+        "step 0",
+        "step 1",
+        "step 2",
+        "step 3",
+        "step 4",
+        "Traceback: gone",
+    ]
+    assert "or log to show" not in failure["note"] and "Pods are gone" in failure["note"]
+    code, out, err = ai(capsys, kubeconfig, namespace, "jobs", "describe", "cleaned", "--summarize")
+    assert code == 0, err
+    assert "log lines of the job, from Loki:" in out and "  Traceback: gone" in out
+    assert "not this job" not in out and TOKEN not in out + err
