@@ -226,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Running the read-only commands against the cluster of {own}")
         return 1 if run_plugins(READ_ONLY, plugin_env(Path(own).expanduser())) else 0
     # `kill` stops the demo as Ctrl-C does: through the finally below, which stops the servers and
-    # removes the folder.
+    # removes the folder. Ctrl-C works even where the demo was started with SIGINT ignored (a shell
+    # starts background commands so, and Python then installs no handler of its own).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="kaip-demo-"))
     print(
         f"Starting a local control plane (kube-apiserver, etcd, controller-manager, scheduler, kwok) in {workdir}"
