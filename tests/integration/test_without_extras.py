@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What the base install lacks, by program: these print the one line (the others need nothing more).
-NEEDS_INCLUSTER = {"kaip-webhook", "kaip-alerts"}  # the servers on aiohttp
+NEEDS_INCLUSTER = {"kaip-webhook", "kaip-alerts", "kaip-remediator"}  # aiohttp; urllib3 (GitHub)
 #: Environment that would change which path a command takes (keys given outright need no boto3).
 _DROPPED = ("PYTHONPATH", "KUBECONFIG", "STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS")
 

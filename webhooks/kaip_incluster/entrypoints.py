@@ -4,7 +4,7 @@ does not pay for the others.
 
 The base wheel installs these programs too (a console script cannot depend on an extra); what they
 need beyond it comes with ``kaip[incluster]``. Without it a program that needs a missing module (the
-webhook needs aiohttp and cryptography to start at all) prints one line naming that ``pip install``
+webhook and the alert receiver need aiohttp, the remediator urllib3 for GitHub) prints one line naming that ``pip install``
 and exits with :attr:`~kaip.errors.ExitCode.MISSING_EXTRA`, never a traceback.
 """
 
