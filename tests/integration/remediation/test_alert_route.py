@@ -27,7 +27,7 @@ from remediation_testlib import set_condition, wait_for
 
 from kaip.kube.client import Kube
 from kaip.resources import kinds
-from kaip_testbed import controlplane, monitoring
+from kaip_testbed import controlplane, monitoring, needs
 from kaip_testbed.github_standin import GitHubState, serve
 from kaip_testbed.processes import Server, free_port
 
@@ -50,7 +50,7 @@ def route(
 ) -> Iterator[tuple[GitHubState, str, str]]:
     prometheus, alertmanager = monitoring.prometheus_binary(), monitoring.alertmanager_binary()
     if not prometheus or not alertmanager:
-        pytest.skip(
+        needs.missing(
             "Prometheus/Alertmanager are not installed (hack/testbin.sh installs Debian's packages as root)"
         )
     pool = f"alerts-{uuid.uuid4().hex[:6]}"

@@ -13,11 +13,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import tomllib
 import yaml
 
 from kaip.resources import nodes
+from kaip_testbed import needs
 from kaip_testbed.monitoring import rules_from_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,7 +63,7 @@ def test_every_kaip_condition_has_an_alert_on_kube_state_metrics_series() -> Non
 def test_the_alert_rules_pass_promtool_when_it_is_installed(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool (Debian's prometheus package) is not installed")
+        needs.missing("promtool (Debian's prometheus package) is not installed")
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules_from_manifest(MON / "prometheusrule.yaml")))
     done = subprocess.run(
         [promtool, "check", "rules", str(tmp_path / "rules.yml")], check=False, capture_output=True, text=True

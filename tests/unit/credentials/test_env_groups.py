@@ -18,6 +18,7 @@ import pytest
 from kaip_incluster.admission import jsonpatch
 from kaip_incluster.admission.mutators import MUTATORS
 from kaip_incluster.admission.pods import PodContext, SecretInfo, mutate_pod
+from kaip_testbed import needs
 
 SECRET = "s3"
 #: The Secret's values, which the kubelet would put behind each secretKeyRef.
@@ -88,7 +89,9 @@ def cli_region(env: dict[str, str], base: dict[str, str]) -> str | None:
     """The region the AWS CLI resolves (``aws configure list`` shows it and where it came from)."""
     aws = shutil.which("aws")
     if aws is None:
-        pytest.skip("the aws CLI is not installed; boto3 and botocore's resolver were checked")
+        needs.missing(
+            "the aws CLI is not installed (pip install -e '.[dev]' brings it); boto3 and botocore's resolver were checked"
+        )
     done = subprocess.run(
         [aws, "configure", "list"],
         env={"PATH": os.environ.get("PATH", ""), "HOME": base["AWS_CONFIG_FILE"], **base, **env},
