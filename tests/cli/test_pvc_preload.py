@@ -206,10 +206,19 @@ def test_copy_reports_what_it_did_and_refuses_with_exit_1(
     code, out, _ = invoke(capsys, *args)
     assert code == 0
     assert out.splitlines()[0].startswith("copied 25 objects (24.4 KiB, ")
-    assert out.splitlines()[1] == "verified: md5: 25"
+    assert out.splitlines()[1] == "verified: size only (md5 published, not computed): 25"
     code, out, _ = invoke(capsys, *args)
     assert out.splitlines()[0].startswith("copied 0 objects (0 B, ")
     assert "reused 25 (24.4 KiB)" in out.splitlines()[0]
+    code, out, _ = invoke(capsys, *args[:2], str(tmp_path / "md5"), *args[3:], "--check-hashes", "always")
+    assert code == 0
+    assert out.splitlines()[1] == "verified: md5: 25"
+    code, _, err = invoke(capsys, *args, "--check-hashes", "md5")
+    assert code == ExitCode.USAGE
+    assert (
+        "Invalid value for '--check-hashes': 'md5' is not one of 'if_fast_else_skip', 'always', 'never'"
+        in err
+    )
 
     (tmp_path / "trap").mkdir()
     (tmp_path / "out2").mkdir()

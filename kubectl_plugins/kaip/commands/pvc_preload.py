@@ -288,6 +288,15 @@ def retry(*, name: str, target: ClusterTarget) -> None:
 )
 @click.option("--no-sign-request", is_flag=True, help="Do not use credentials (public buckets).")
 @click.option("--no-fsync", is_flag=True, help="Skip the final flush to disk (faster; not power-cut safe).")
+@click.option(
+    "--check-hashes",
+    # kaip.storage.checksums.CHECK_HASHES (not imported here: --help stays fast; a test keeps them equal)
+    type=click.Choice(["if_fast_else_skip", "always", "never"]),
+    default="if_fast_else_skip",
+    show_default=True,
+    help="Which checksums the store publishes are computed over the bytes written: the fast CRCs only "
+    "(MD5 and SHA cost more CPU than the copy), any, or none. Sizes are always checked.",
+)
 def copy(
     *,
     source: str,
@@ -297,6 +306,7 @@ def copy(
     workers: int,
     no_sign_request: bool,
     no_fsync: bool,
+    check_hashes: str,
 ) -> None:
     """Copy every object under SRC (s3://BUCKET/PREFIX or gs://...) into DIR, as the loader Job does.
 
@@ -316,6 +326,7 @@ def copy(
         workers=workers,
         anonymous=no_sign_request,
         durable=not no_fsync,
+        check_hashes=check_hashes,
     )
     with transfer_bars("copy") as update:
         report = run_copy(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kaip.preload import manifest
 from kaip.preload.errors import InsufficientCapacity, SourceNotFound
-from kaip.preload.fetch import Fetcher, Large, MiB
+from kaip.preload.fetch import SIZE_ONLY, Fetcher, Large, MiB
 from kaip.preload.manifest import Record
 from kaip.preload.plan import JOURNAL_FILE, Entry, Plan, make_plan
 from kaip.preload.shards import Shard
@@ -29,12 +29,9 @@ from kaip.preload.status import Progress
 from kaip.preload.target import Target, UnsafePath, full
 from kaip.resources.preload import MANIFEST_FILE
 from kaip.storage import Store, StoreConfig, open_store
-from kaip.storage.checksums import Expected
+from kaip.storage.checksums import DEFAULT_CHECK
 from kaip.storage.retry import RetryPolicy
 from kaip.storage.source import Source
-
-#: What the report says for objects whose store published no checksum we can compute.
-SIZE_ONLY = "size"
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,8 @@ class CopyOptions:
     multipart_threshold: int = 64 * MiB
     #: fsync the data and the manifest before declaring the copy complete (survives a power cut).
     durable: bool = True
+    #: Which published checksums are computed: one of :data:`kaip.storage.checksums.CHECK_HASHES`.
+    check_hashes: str = DEFAULT_CHECK
     #: Remove files an earlier run loaded whose objects are gone from the source.
     delete_removed: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -93,7 +92,7 @@ class CopyReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: Digest of the source listing (``sha256:...``): same digest, same content.
     digest: str = ""
-    #: How many files were verified with each checksum; ``size`` when the store published none usable.
+    #: How many files were verified with each checksum; ``size...`` when by their size only.
     verified: dict[str, int] = field(default_factory=dict)
     removed: int = 0
     retries: int = 0
@@ -105,10 +104,18 @@ class CopyReport:
         return self.objects_copied + self.objects_reused
 
     def verification(self) -> str:
-        """``crc32c: 10, size only: 2`` — says plainly what was checked."""
-        parts = [f"{name}: {count}" for name, count in sorted(self.verified.items()) if name != SIZE_ONLY]
-        if self.verified.get(SIZE_ONLY):
-            parts.append(f"size only (no checksum published): {self.verified[SIZE_ONLY]}")
+        """``crc32c: 10, size only (no checksum published): 2`` — says plainly what was checked."""
+        parts = []
+        for name, count in sorted(self.verified.items()):
+            if name == SIZE_ONLY:
+                parts.append(f"size only (no checksum published): {count}")
+            elif name == f"{SIZE_ONLY}, never":
+                parts.append(f"size only (--check-hashes=never): {count}")
+            elif name.startswith(f"{SIZE_ONLY}, "):
+                passed_over = name.removeprefix(f"{SIZE_ONLY}, ").removesuffix(" not computed")
+                parts.append(f"size only ({passed_over} published, not computed): {count}")
+            else:
+                parts.append(f"{name}: {count}")
         return ", ".join(parts) or "nothing copied"
 
 
@@ -169,6 +176,7 @@ class _Run:
             moved=self._count_bytes,
             publish=self._publish,
             refuse=self._refuse,
+            check=options.check_hashes,
         )
 
     # -- the run -------------------------------------------------------------------------------
@@ -268,7 +276,9 @@ class _Run:
     def _transfer(self, plan: Plan, todo: list[Entry]) -> None:
         tasks: deque[Callable[[], None]] = deque()
         part = self.options.part_size
-        for entry in todo:
+        # Largest first: a 60 MiB shard met last would run alone while the other workers sit idle;
+        # the small files behind the large ones then fill the gaps to the end.
+        for entry in sorted(todo, key=lambda e: -e.obj.size):
             size = entry.obj.size
             if size > self.options.multipart_threshold:
                 count = -(-size // part)
@@ -288,11 +298,21 @@ class _Run:
         ]
         for w in workers:
             w.start()
-        for w in workers:
-            while w.is_alive():
-                w.join(self.options.progress_interval)
-                self._progress(plan)
-        self._progress(plan)
+        try:
+            for w in workers:
+                while w.is_alive():
+                    w.join(self.options.progress_interval)
+                    self._progress(plan)
+            self._progress(plan)
+        except BaseException as exc:
+            # The journal's flush met a full volume, or the progress callback raised: stop the workers
+            # and wait for them, or one would create a temporary file after the cleanup has run.
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+            for w in workers:
+                w.join()
+            raise
 
     def _worker(self, tasks: deque[Callable[[], None]]) -> None:
         while self.error is None:
@@ -326,7 +346,7 @@ class _Run:
             self.bytes_done += n
 
     # -- shared ends ---------------------------------------------------------------------------
-    def _publish(self, entry: Entry, tmp: Path, expected: Expected | None) -> None:
+    def _publish(self, entry: Entry, tmp: Path, name: str) -> None:
         try:
             self.target.publish(tmp, entry.path, mtime=entry.obj.mtime)
         except UnsafePath as exc:
@@ -335,7 +355,6 @@ class _Run:
         record = Record(entry.obj.key, entry.obj.size, entry.obj.version)
         assert self.journal is not None
         self.journal.add(entry.path, record)
-        name = expected.algorithm if expected else SIZE_ONLY
         with self.lock:
             self.records[entry.path] = record
             self.objects_done += 1

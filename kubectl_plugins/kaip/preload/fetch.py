@@ -1,9 +1,11 @@
 """One object's bytes onto disk, verified: the copier's work per object, run by its workers.
 
 A small object is one GET streamed to a temporary file while its checksum is computed (fetched again,
-up to :data:`VERIFY_ATTEMPTS` times, when it does not match); a large one is cut into ranges
-(:class:`Large`), each fetched by any worker and written in place (``splice`` from the socket over
-plain HTTP, ``pwrite`` otherwise), and checked by reading the file back once its last range is in.
+up to :data:`VERIFY_ATTEMPTS` times, when it does not match), or moved by the kernel (``splice`` from
+the socket over plain HTTP) when no checksum is to be computed; a large one is cut into ranges
+(:class:`Large`), each fetched by any worker and written in place (``splice`` over plain HTTP,
+``pwrite`` otherwise), and checked by reading the file back once its last range is in. Which published
+checksums are computed is the ``check`` policy's (:data:`kaip.storage.checksums.CHECK_HASHES`).
 What happens to a verified file (renamed, journaled, counted) or to a refused one is the copier's
 (:mod:`kaip.preload.copier`), through the callbacks a :class:`Fetcher` is given.
 """
@@ -19,6 +21,7 @@ from kaip.preload.errors import ChecksumMismatch
 from kaip.preload.plan import Entry
 from kaip.preload.target import Target, UnsafePath, full
 from kaip.storage import Store, checksums
+from kaip.storage.base import pwrite_all
 from kaip.storage.checksums import Expected
 from kaip.storage.source import Source
 
@@ -44,8 +47,9 @@ class Fetcher:
     """Fetches and verifies objects of ``source`` into temporary files of ``target``.
 
     ``moved(n)`` counts bytes written (negative when a failed attempt's bytes are dropped);
-    ``publish(entry, tmp, expected)`` takes a verified file; ``refuse(entry, why)`` an object whose
-    path the target refuses. All three are called from the workers' threads.
+    ``publish(entry, tmp, checked)`` takes a verified file and what checked it (:func:`checked_by`);
+    ``refuse(entry, why)`` an object whose path the target refuses. All three are called from the
+    workers' threads. ``check`` is one of :data:`kaip.storage.checksums.CHECK_HASHES`.
     """
 
     def __init__(
@@ -55,11 +59,13 @@ class Fetcher:
         source: Source,
         target: Target,
         moved: Callable[[int], None],
-        publish: Callable[[Entry, Path, Expected | None], None],
+        publish: Callable[[Entry, Path, str], None],
         refuse: Callable[[Entry, str], None],
+        check: str = checksums.DEFAULT_CHECK,
     ) -> None:
         self.store, self.source, self.target = store, source, target
         self.moved, self.publish, self.refuse = moved, publish, refuse
+        self.check = check
 
     # -- one small object ---------------------------------------------------------------------
     def small(self, entry: Entry) -> None:
@@ -69,9 +75,15 @@ class Fetcher:
             except UnsafePath as exc:
                 self.refuse(entry, str(exc))
                 return
-            sink = _Sink(fd, entry.obj.published, self.moved)
+            sink = _Sink(fd, entry.obj.published, self.moved, check=self.check)
             try:
-                self.store.read(self.source.bucket, entry.obj, write=sink.write, on_open=sink.open)
+                self.store.read(
+                    self.source.bucket,
+                    entry.obj,
+                    write=sink.write,
+                    on_open=sink.open,
+                    splice_into=(fd, sink.spliced),
+                )
             except BaseException as exc:
                 os.close(fd)
                 self.target.discard(tmp)
@@ -82,7 +94,7 @@ class Fetcher:
                 raise
             os.close(fd)
             if sink.matches():
-                self.publish(entry, tmp, sink.expected)
+                self.publish(entry, tmp, checked_by(sink.expected, sink.passed_over, check=self.check))
                 return
             self.target.discard(tmp)
             self.moved(-sink.written)
@@ -156,10 +168,13 @@ class Fetcher:
     def _finish_large(self, large: Large) -> None:
         entry, tmp = large.entry, large.tmp
         assert tmp is not None
+        expected: Expected | None = None
+        passed_over: str | None = None
         try:
-            expected = checksums.choose(
-                (*entry.obj.published, *self.store.stat_checksums(self.source.bucket, entry.obj))
-            )
+            if self.check != "never":
+                published = (*entry.obj.published, *self.store.stat_checksums(self.source.bucket, entry.obj))
+                expected = checksums.choose(published, check=self.check)
+                passed_over = checksums.passed_over(published, check=self.check)
             if expected is not None:
                 got = checksums.digest_of(expected.algorithm, _read_back(large.fd, entry.obj.size))
                 if got != expected.digest:
@@ -172,28 +187,54 @@ class Fetcher:
         with large.lock:
             os.close(large.fd)
             large.fd = -1
-        self.publish(entry, tmp, expected)
+        self.publish(entry, tmp, checked_by(expected, passed_over, check=self.check))
+
+
+#: What the report says of a file whose store published no checksum (or none the policy computes).
+SIZE_ONLY = "size"
+
+
+def checked_by(expected: Expected | None, passed_over: str | None, *, check: str) -> str:
+    """The report's name for what checked a file: the checksum, or by its size only: ``size`` (none
+    published), ``size, md5 not computed`` (the policy left out the one published) or ``size, never``."""
+    if expected is not None:
+        return expected.algorithm
+    if check == "never":
+        return f"{SIZE_ONLY}, never"
+    return f"{SIZE_ONLY}, {passed_over} not computed" if passed_over else SIZE_ONLY
 
 
 class _Sink:
-    """Writes a streamed object to its file while hashing it with the checksum the store published."""
+    """Writes a streamed object to its file while hashing it with the checksum the store published;
+    when no checksum is to be computed the store may splice the bytes in instead (:meth:`spliced`)."""
 
-    def __init__(self, fd: int, published: tuple[Expected, ...], moved: Callable[[int], None]) -> None:
-        self.fd, self.published, self.moved = fd, published, moved
+    def __init__(
+        self, fd: int, published: tuple[Expected, ...], moved: Callable[[int], None], *, check: str
+    ) -> None:
+        self.fd, self.published, self.moved, self.check = fd, published, moved, check
         self.expected: Expected | None = None
+        self.passed_over: str | None = None
         self.hasher: checksums.Hasher | None = None
         self.written = 0
 
-    def open(self, carried: tuple[Expected, ...]) -> None:
-        self.expected = checksums.choose((*self.published, *carried))
+    def open(self, carried: tuple[Expected, ...]) -> bool:
+        """Choose the checksum; whether the bytes must pass through :meth:`write` to compute it."""
+        candidates = (*self.published, *carried)
+        self.expected = checksums.choose(candidates, check=self.check)
+        self.passed_over = checksums.passed_over(candidates, check=self.check)
         self.hasher = checksums.hasher(self.expected.algorithm) if self.expected else None
+        return self.hasher is not None
 
     def write(self, chunk: bytes) -> None:
-        _write_all(self.fd, chunk)
+        pwrite_all(self.fd, chunk, self.written)
         if self.hasher is not None:
             self.hasher.update(chunk)
         self.written += len(chunk)
         self.moved(len(chunk))
+
+    def spliced(self, n: int) -> None:
+        self.written += n
+        self.moved(n)
 
     def matches(self) -> bool:
         return self.expected is None or self.hasher is None or self.hasher.digest() == self.expected.digest
@@ -207,12 +248,6 @@ def _close(large: Large, target: Target) -> None:
     if large.tmp is not None:
         target.discard(large.tmp)
         large.tmp = None
-
-
-def _write_all(fd: int, chunk: bytes) -> None:
-    view = memoryview(chunk)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _read_back(fd: int, size: int, chunk: int = 8 * MiB) -> Iterator[bytes]:

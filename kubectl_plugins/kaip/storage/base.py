@@ -109,19 +109,38 @@ class Store(abc.ABC):
         offset: int = 0,
         length: int | None = None,
         write: Callable[[bytes], None],
-        on_open: Callable[[tuple[Expected, ...]], None] | None = None,
+        on_open: Callable[[tuple[Expected, ...]], bool] | None = None,
+        splice_into: tuple[int, Callable[[int], None]] | None = None,
     ) -> None:
         """Stream a range of ``obj`` to ``write``; a broken stream resumes where it stopped.
 
-        ``on_open`` receives, before the first byte, the checksums the first answer carried.
+        ``on_open`` receives, before the first byte, the checksums the first answer carried, and
+        answers whether it needs the bytes themselves. When it does not and ``splice_into`` is
+        ``(fd, spliced)``, a connection that allows it moves them into ``fd`` at their offsets in the
+        kernel instead (``spliced(n)`` as they land): no copy through Python, no ``write``.
         """
+        needs_bytes = True
+
+        def opened_first(carried: tuple[Expected, ...]) -> None:
+            nonlocal needs_bytes
+            if on_open is not None:
+                needs_bytes = on_open(carried)
 
         def pump(opened: Opened, done: int, moved: Callable[[int], None]) -> None:
+            if splice_into is not None and not needs_bytes and opened.splice is not None:
+                fd, spliced = splice_into
+
+                def landed(n: int) -> None:
+                    moved(n)
+                    spliced(n)
+
+                opened.splice(fd, offset + done, landed)
+                return
             for chunk in opened.chunks:
                 write(chunk)
                 moved(len(chunk))
 
-        self._fetch(bucket, obj, offset=offset, length=length, pump=pump, on_open=on_open)
+        self._fetch(bucket, obj, offset=offset, length=length, pump=pump, on_open=opened_first)
 
     def read_into(
         self, bucket: str, obj: ObjectInfo, *, offset: int, length: int, fd: int, moved: Callable[[int], None]

@@ -19,6 +19,16 @@ from typing import Protocol
 #: Cheapest first: the first one we can compute is the one we verify.
 PREFERENCE = ("crc32c", "crc32", "md5", "sha256", "sha1", "crc64nvme")
 
+#: Checksums a CPU computes at several GiB/s a core (CRC32C and CRC64NVME in hardware, CRC32 with
+#: SIMD). MD5 runs at about 0.7 GiB/s, SHA-1 and SHA-256 near 1.7: more CPU than the copy itself.
+FAST = frozenset({"crc32c", "crc32", "crc64nvme"})
+
+#: Which published checksums are computed, with gcloud storage's names (its ``check_hashes``):
+#: ``if_fast_else_skip`` the fast ones only (boto3's default is the same: it validates the CRCs an
+#: answer carries and never the ETag), ``always`` any, ``never`` none (sizes are always checked).
+CHECK_HASHES = ("if_fast_else_skip", "always", "never")
+DEFAULT_CHECK = "if_fast_else_skip"
+
 _HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
@@ -92,13 +102,24 @@ def computable(algorithm: str) -> bool:
     return True
 
 
-def choose(candidates: Iterable[Expected]) -> Expected | None:
-    """The cheapest checksum of ``candidates`` that this process can compute."""
+def choose(candidates: Iterable[Expected], *, check: str = "always") -> Expected | None:
+    """The cheapest checksum of ``candidates`` that this process can compute and ``check`` allows."""
+    if check == "never":
+        return None
     by_name = {c.algorithm: c for c in candidates}
     for name in PREFERENCE:
-        if name in by_name and computable(name):
+        if name in by_name and (check == "always" or name in FAST) and computable(name):
             return by_name[name]
     return None
+
+
+def passed_over(candidates: Iterable[Expected], *, check: str) -> str | None:
+    """The checksum ``check`` left out of ``candidates`` when :func:`choose` returns None: the one
+    ``always`` would have computed (what the report names), or None when none was published."""
+    if choose(candidates, check=check) is not None:
+        return None
+    chosen = choose(candidates, check="always")
+    return chosen.algorithm if chosen else None
 
 
 def hasher(algorithm: str) -> Hasher:

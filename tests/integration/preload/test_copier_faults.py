@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from kaip.preload.copier import CopyOptions, copy
-from kaip.preload.errors import Throttled
+from kaip.preload.errors import ChecksumMismatch, Throttled
 from kaip.resources.preload import MANIFEST_FILE
 from kaip.storage import wire
 from kaip.storage.retry import RetryPolicy
@@ -40,7 +40,7 @@ SLOWDOWN = (
 TOO_MANY = b'{"error": {"code": 429, "message": "rate limit exceeded"}}'
 
 # A fault decides per request: None forwards it; (status, body) answers instead; "truncate" cuts the
-# body; "stall" sends half of it and then nothing for STALL_SECONDS.
+# body; "stall" sends half of it and then nothing for STALL_SECONDS; "corrupt" changes one byte of it.
 Fault = Callable[[str, str], "tuple[int, bytes] | str | None"]
 
 
@@ -91,6 +91,10 @@ class FaultProxy:
                 req.send_header(key, value)
         req.send_header("Content-Length", str(len(body)))
         req.end_headers()
+        if decision == "corrupt" and body:
+            self.injected += 1
+            middle = len(body) // 2
+            body = body[:middle] + bytes([body[middle] ^ 0x55]) + body[middle + 1 :]
         if decision in ("truncate", "stall") and len(body) > 1:
             self.injected += 1
             req.wfile.write(body[: len(body) // 2])
@@ -211,7 +215,7 @@ def test_a_stream_cut_short_resumes_where_it_stopped(s3_server, proxy, tmp_path:
     report = copy(
         parse_source(f"s3://{bucket}/c"),
         tmp_path,
-        options=s3_options(s3_server, broken.endpoint),
+        options=s3_options(s3_server, broken.endpoint, check_hashes="always"),
     )
     assert (tmp_path / "blob").read_bytes() == body
     assert broken.injected == 1
@@ -253,7 +257,13 @@ def test_a_large_object_whose_range_breaks_off_resumes_within_the_range(
         parse_source(f"s3://{bucket}/big"),
         tmp_path,
         options=s3_options(
-            s3_server, broken.endpoint, workers=1, part_size=MiB, multipart_threshold=2 * MiB, timeout=1.0
+            s3_server,
+            broken.endpoint,
+            workers=1,
+            part_size=MiB,
+            multipart_threshold=2 * MiB,
+            timeout=1.0,
+            check_hashes="always",
         ),
     )
     assert (tmp_path / "blob").read_bytes() == body
@@ -265,6 +275,56 @@ def test_a_large_object_whose_range_breaks_off_resumes_within_the_range(
     assert report.verified == {"md5": 1}
     if fault == "stall":
         assert time.monotonic() - started < STALL_SECONDS + 10
+
+
+@pytest.mark.parametrize(
+    ("check", "upload", "computed"),
+    [
+        # the default computes a CRC the store publishes (cheap), and not the MD5 ETag...
+        ("if_fast_else_skip", {"ChecksumAlgorithm": "CRC32"}, "crc32"),
+        # ...which "always" computes too
+        ("always", {}, "md5"),
+    ],
+)
+def test_a_corrupted_answer_is_fetched_again_and_a_lasting_one_fails(
+    s3_server, proxy, tmp_path: Path, check: str, upload: dict[str, str], computed: str
+) -> None:
+    body = os.urandom(2 * MiB + 3)
+    client = s3_server.client()
+    bucket = f"kaip-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="c/blob", Body=body, **upload)
+    corrupted: list[str] = []
+
+    def first_get_corrupt(method: str, path: str) -> str | None:
+        if method == "GET" and path.endswith("/c/blob") and not corrupted:
+            corrupted.append(path)
+            return "corrupt"
+        return None
+
+    broken = proxy(s3_server.endpoint, first_get_corrupt)
+    report = copy(
+        parse_source(f"s3://{bucket}/c"),
+        tmp_path / "once",
+        options=s3_options(s3_server, broken.endpoint, check_hashes=check),
+    )
+    assert (tmp_path / "once" / "blob").read_bytes() == body
+    assert broken.injected == 1
+    assert report.verified == {computed: 1}
+
+    always = proxy(
+        s3_server.endpoint, lambda method, path: "corrupt" if method == "GET" and "/c/blob" in path else None
+    )
+    with pytest.raises(
+        ChecksumMismatch, match=rf"s3://{bucket}/c/blob: {computed} of the downloaded bytes differs"
+    ):
+        copy(
+            parse_source(f"s3://{bucket}/c"),
+            tmp_path / "never",
+            options=s3_options(s3_server, always.endpoint, check_hashes=check),
+        )
+    assert always.injected == 3  # fetched three times, then refused
+    assert not (tmp_path / "never" / "blob").exists()
 
 
 def test_throttling_that_never_ends_fails_with_reason_throttled(s3_server, proxy, tmp_path: Path) -> None:

@@ -69,8 +69,10 @@ def test_thousands_of_nested_objects_arrive_verified_and_a_second_run_fetches_no
     )
     assert files_under(tmp_path) == expected
     assert report.objects_copied == len(expected)
-    # Single-part uploads: the ETag is the MD5. The empty object is fetched by no GET: size only.
-    assert report.verified == {"md5": len(expected) - 1, "size": 1}
+    # Single-part uploads: the ETag is the MD5, which the default leaves out (it costs more CPU than
+    # the copy). The empty object is fetched by no GET: size only.
+    assert report.verified == {"size, md5 not computed": len(expected) - 1, "size": 1}
+    assert f"size only (md5 published, not computed): {len(expected) - 1}" in report.verification()
     assert report.refused == []
     assert seen[-1] == len(expected)
     assert report.digest.startswith("sha256:")
@@ -103,6 +105,25 @@ def test_a_changed_source_fetches_only_what_changed_and_removes_what_is_gone(
         "b": b"new content",
         "mine.txt": b"a file the loader never wrote",
     }
+
+
+@pytest.mark.parametrize(("check", "verified"), [("always", "md5"), ("never", "size, never")])
+def test_check_hashes_always_computes_the_md5_etag_and_never_computes_nothing(
+    s3_server, tmp_path: Path, check: str, verified: str
+) -> None:
+    client = s3_server.client()
+    bucket = f"kaip-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    small, mid = os.urandom(3000), os.urandom(3 * MiB + 1)
+    client.put_object(Bucket=bucket, Key="set/small", Body=small)
+    client.put_object(Bucket=bucket, Key="set/mid", Body=mid)
+    client.put_object(Bucket=bucket, Key="set/crc", Body=mid[:MiB], ChecksumAlgorithm="CRC32")
+    report = copy(
+        parse_source(f"s3://{bucket}/set"), tmp_path, options=options(s3_server, check_hashes=check)
+    )
+    assert files_under(tmp_path) == {"small": small, "mid": mid, "crc": mid[:MiB]}
+    # "always" picks the cheapest one published (the CRC where there is one); "never" none at all
+    assert report.verified == ({"md5": 2, "crc32": 1} if check == "always" else {verified: 3})
 
 
 def test_large_objects_are_fetched_in_ranges_and_checked(s3_server, tmp_path: Path) -> None:

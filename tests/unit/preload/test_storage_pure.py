@@ -89,3 +89,26 @@ def test_proxy_urls_are_parsed_and_errors_never_show_a_password() -> None:
     assert proxy_for("http://minio.internal:9000", env) is None
     assert proxy_for("http://127.0.0.1:9000", env) is None
     assert proxy_for("https://s3.example.org", env) is None  # https takes HTTPS_PROXY only
+
+
+def test_the_check_hashes_policy_computes_the_fast_checksums_by_default() -> None:
+    md5, crc = checksums.Expected("md5", b"m"), checksums.Expected("crc32", b"c")
+    assert checksums.choose([md5, crc], check="if_fast_else_skip") == crc
+    assert checksums.choose([md5], check="if_fast_else_skip") is None
+    assert checksums.passed_over([md5], check="if_fast_else_skip") == "md5"
+    assert checksums.passed_over([md5, crc], check="if_fast_else_skip") is None
+    assert checksums.choose([md5], check="always") == md5
+    assert checksums.choose([md5, crc], check="never") is None
+    assert checksums.passed_over([], check="never") is None
+    assert checksums.DEFAULT_CHECK == "if_fast_else_skip"
+
+
+def test_the_copy_command_offers_exactly_the_policies_the_copier_knows() -> None:
+    import click
+
+    from kaip.commands import pvc_preload
+
+    option = next(p for p in pvc_preload.cli.commands["copy"].params if p.name == "check_hashes")
+    assert isinstance(option.type, click.Choice)
+    assert tuple(option.type.choices) == checksums.CHECK_HASHES
+    assert option.default == checksums.DEFAULT_CHECK

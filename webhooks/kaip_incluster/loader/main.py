@@ -29,6 +29,7 @@ from kaip.preload.shards import INDEX_ENV, Shard
 from kaip.preload.status import TRUE, UNKNOWN, Condition, Outcome, Progress, format_message, status_patch
 from kaip.resources import kinds
 from kaip.resources.preload import CONDITION_LOADED, REASON_LOADING, REASON_SUCCEEDED
+from kaip.storage import checksums
 from kaip.storage.source import parse_source
 
 if TYPE_CHECKING:
@@ -45,6 +46,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--anonymous", action="store_true", help="no credentials (public bucket)")
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--progress-interval", type=float, default=2.0)
+    parser.add_argument(
+        "--check-hashes",
+        choices=checksums.CHECK_HASHES,
+        default=checksums.DEFAULT_CHECK,
+        help="which published checksums are computed (fast: the CRCs only)",
+    )
     parser.add_argument(
         "--capacity",
         type=int,
@@ -191,7 +198,13 @@ def main(argv: Sequence[str]) -> int:
         interval=args.progress_interval,
         condition=shard.condition_type if shard else CONDITION_LOADED,
     )
-    options = CopyOptions(anonymous=args.anonymous, workers=args.workers, capacity=args.capacity, shard=shard)
+    options = CopyOptions(
+        anonymous=args.anonymous,
+        workers=args.workers,
+        capacity=args.capacity,
+        shard=shard,
+        check_hashes=args.check_hashes,
+    )
     last: list[Progress] = []
 
     def on_progress(progress: Progress) -> None:
