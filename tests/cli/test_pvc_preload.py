@@ -66,6 +66,21 @@ def test_create_dry_run_client_prints_the_claim_without_a_cluster(capsys) -> Non
     assert claim["spec"]["storageClassName"] == "fast"
 
 
+def test_create_parallelism_annotates_a_shared_volume_and_refuses_one_that_one_node_mounts(capsys) -> None:
+    base = ["create", "laion", "--source", "s3://datasets/laion", "--size", "2Ti", "--dry-run=client", "-o", "yaml"]
+    code, out, _ = invoke(capsys, *base, "--access-mode", "RWX", "--parallelism", "4")
+    assert code == 0
+    assert yaml.safe_load(out)["metadata"]["annotations"]["preload.kaip.dev/parallelism"] == "4"
+    code, out, err = invoke(capsys, *base, "--parallelism", "4")
+    assert code == ExitCode.USAGE and out == ""
+    assert err.strip().startswith(
+        "error: --parallelism 4 needs a volume every loader Pod can mount: add --access-mode ReadWriteMany"
+    )
+    code, _, err = invoke(capsys, *base, "--access-mode", "RWX", "--parallelism", "65")
+    assert code == ExitCode.USAGE
+    assert "--parallelism 65 is not a number of loader Pods from 1 to 64" in err
+
+
 def test_a_bad_source_exits_2_with_one_line(capsys) -> None:
     code, out, err = invoke(
         capsys, "create", "x", "--source", "ftp://host/x", "--size", "1Gi", "--dry-run=client"

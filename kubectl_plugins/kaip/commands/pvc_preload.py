@@ -45,6 +45,9 @@ cli.add_command(version_command(PROG))
     "# A 100Gi PVC filled from a bucket; wait up to 30 minutes for the data",
     "kubectl pvc-preload create imagenet --source s3://datasets/imagenet/ --size 100Gi --credentials aws-creds \\",
     "    --wait --timeout 30m",
+    "",
+    "# A shared (ReadWriteMany) volume loaded by 4 Pods at once",
+    "kubectl pvc-preload create laion --source s3://datasets/laion/ --size 2Ti --access-mode RWX --parallelism 4",
 )
 @cli.command("create")
 @click.argument("name")
@@ -65,6 +68,13 @@ cli.add_command(version_command(PROG))
 )
 @click.option("--path", metavar="DIR", help="Sub-directory of the volume to fill (default: its root).")
 @click.option(
+    "--parallelism",
+    type=int,
+    metavar="N",
+    help="Load with N Pods, each fetching its own share of the keys (needs --access-mode ReadWriteMany; "
+    "default: the cluster's).",
+)
+@click.option(
     "--wait", is_flag=True, help="Wait until the data is loaded (or the load failed), showing progress."
 )
 @timeout_option("--wait")
@@ -80,6 +90,7 @@ def create(
     access_modes: tuple[str, ...],
     credentials: str | None,
     path: str | None,
+    parallelism: int | None,
     wait: bool,
     timeout: float | None,
     output: str | None,
@@ -102,6 +113,7 @@ def create(
         access_modes=access_modes,
         credentials=credentials,
         path=path,
+        parallelism=parallelism,
     )
     if dry_run == "client":
         _print_created(claim, output, suffix=" (dry run)")

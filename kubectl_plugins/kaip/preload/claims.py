@@ -14,12 +14,13 @@ from typing import Any
 
 from kaip.errors import UsageError
 from kaip.kube.objects import annotations_of, metadata, name_of, namespace_of, spec_of, status_of, version_of
-from kaip.preload.contract import is_preload
+from kaip.preload.contract import MAX_PARALLELISM, is_preload
 from kaip.preload.plan import path_problem
 from kaip.preload.progress import human_bytes
 from kaip.preload.status import FAILED, LOADED, LOADING, PENDING, Progress, current, parse_message, state_of
 from kaip.resources.preload import (
     ANNOTATION_CREDENTIALS,
+    ANNOTATION_PARALLELISM,
     ANNOTATION_PATH,
     ANNOTATION_RETRY,
     ANNOTATION_SOURCE,
@@ -62,6 +63,7 @@ def build_claim(
     access_modes: Sequence[str] = ("ReadWriteOnce",),
     credentials: str | None = None,
     path: str | None = None,
+    parallelism: int | None = None,
 ) -> dict[str, Any]:
     """The PersistentVolumeClaim to create; UsageError names the flag that is wrong."""
     if not _NAME.match(name):
@@ -86,6 +88,17 @@ def build_claim(
         if problem:
             raise UsageError(f"--path {path!r} must be a sub-directory of the volume ({problem})")
         annotations[ANNOTATION_PATH] = clean
+    if parallelism is not None:
+        if not 1 <= parallelism <= MAX_PARALLELISM:
+            raise UsageError(
+                f"--parallelism {parallelism} is not a number of loader Pods from 1 to {MAX_PARALLELISM}"
+            )
+        if parallelism > 1 and "ReadWriteMany" not in modes:
+            raise UsageError(
+                f"--parallelism {parallelism} needs a volume every loader Pod can mount: add "
+                "--access-mode ReadWriteMany (a StorageClass that offers it, e.g. NFS or CephFS), or drop --parallelism"
+            )
+        annotations[ANNOTATION_PARALLELISM] = str(parallelism)
     meta: dict[str, Any] = {"name": name, "annotations": annotations}
     if namespace:
         meta["namespace"] = namespace
