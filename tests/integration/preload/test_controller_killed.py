@@ -9,6 +9,7 @@ the killed replica had sent meets 409 in the next one, which adopts it.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import pytest
 from kaip.kube.client import Kube
 from kaip.kube.objects import name_of, owners_of, uid_of
 from kaip.resources import kinds
+from kaip_testbed import waiting
 from kaip_testbed.dataloader import ControllerProcess, grant_lease
 
 pytestmark = pytest.mark.integration
@@ -29,14 +31,7 @@ CLAIMS = 200
 LOADER = "app.kubernetes.io/component=kaip-data-loader"
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not met within {timeout:.0f}s")
+wait_for = functools.partial(waiting.wait_for, interval=0.1)
 
 
 def loader_jobs(kube: Kube) -> list[dict[str, Any]]:

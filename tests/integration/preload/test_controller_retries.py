@@ -23,21 +23,12 @@ from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources.kinds import core
 from kaip_testbed.dataloader import ControllerProcess, grant_lease
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 QUOTAS = core("resourcequotas", "ResourceQuota")
 RESYNC_SECONDS = 5  # ControllerProcess runs the controller with --resync=5
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not met within {timeout:.0f}s")
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ deleted mid-load → only that index runs again → ``DataLoaded`` True with the
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,6 +27,7 @@ from kaip.preload.status import parse_outcome
 from kaip.resources import kinds
 from kaip.resources.preload import MANIFEST_FILE
 from kaip.storage.source import parse_source
+from kaip_testbed import waiting
 from kaip_testbed.controlplane import ControlPlane
 from kaip_testbed.dataloader import ControllerProcess, Kubelet, grant_lease
 from kaip_testbed.objectstores import S3Server
@@ -36,14 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.objectstore]
 INDEXED_POD = re.compile(r"-(\d+)-[a-z0-9]{5}$")
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 120.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout:.0f}s")
+wait_for = functools.partial(waiting.wait_for, timeout=120.0, interval=0.05)
 
 
 def fill(s3: S3Server, objects: dict[str, bytes]) -> str:

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from remediation_testlib import ALL, CRD, CRDS, wait_for
+from remediation_testlib import ALL, CRD, CRDS
 
 from kaip.kube.client import Kube
+from kaip_testbed.waiting import wait_for
 
 
 @pytest.fixture(scope="session")

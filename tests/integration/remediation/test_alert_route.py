@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from remediation_testlib import set_condition, wait_for
+from remediation_testlib import set_condition
 
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip_testbed import controlplane, monitoring, needs
 from kaip_testbed.github_standin import GitHubState, serve
 from kaip_testbed.processes import Server, free_port
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

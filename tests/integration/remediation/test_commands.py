@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 import pytest
-from remediation_testlib import ThreadController, config, get_or_none, gpu_rule, set_condition, wait_for
+from remediation_testlib import ThreadController, config, get_or_none, gpu_rule, set_condition
 
 from kaip.cli.app import run
 from kaip.commands.node_health import cli as node_health_plugin
@@ -21,6 +21,7 @@ from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources import remediation as names
 from kaip_incluster.remediation.loop import Settings
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,13 @@ from remediation_testlib import (
     get_or_none,
     gpu_rule,
     set_condition,
-    wait_for,
 )
 
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources import remediation as names
 from kaip_incluster.remediation.loop import Settings
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,6 @@ from remediation_testlib import (
     delete_nodes,
     gpu_rule,
     set_condition,
-    wait_for,
 )
 
 from kaip.commands.node_health_remediate import COMMANDS
@@ -36,6 +35,7 @@ from kaip.resources import kinds
 from kaip.resources import nodes as node_names
 from kaip.resources import remediation as names
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,6 @@ from remediation_testlib import (
     get_or_none,
     gpu_rule,
     set_condition,
-    wait_for,
 )
 
 from kaip.kube.client import Kube
@@ -30,6 +29,7 @@ from kaip.resources import kinds
 from kaip.resources import remediation as names
 from kaip.resources.kinds import Resource
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

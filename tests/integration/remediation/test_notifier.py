@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from github_standin import GitHubState, serve
-from remediation_testlib import ThreadController, config, get_or_none, set_condition, wait_for
+from remediation_testlib import ThreadController, config, get_or_none, set_condition
 
 from kaip.kube.client import Kube
 from kaip.remediation.spec import GitHubTarget
@@ -22,6 +22,7 @@ from kaip.resources import kinds
 from kaip.resources import remediation as names
 from kaip_incluster.remediation.loop import Settings
 from kaip_incluster.remediation.notify import Notice, Notifier
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,6 @@ from remediation_testlib import (
     get_or_none,
     gpu_rule,
     set_condition,
-    wait_for,
 )
 
 from kaip.commands import node_health
@@ -33,6 +32,7 @@ from kaip.resources.kinds import Resource
 from kaip_incluster.remediation.loop import Settings
 from kaip_testbed import binaries, gpu_nodes
 from kaip_testbed.controlplane import ControlPlane
+from kaip_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
