@@ -67,7 +67,17 @@ def test_create_dry_run_client_prints_the_claim_without_a_cluster(capsys) -> Non
 
 
 def test_create_parallelism_annotates_a_shared_volume_and_refuses_one_that_one_node_mounts(capsys) -> None:
-    base = ["create", "laion", "--source", "s3://datasets/laion", "--size", "2Ti", "--dry-run=client", "-o", "yaml"]
+    base = [
+        "create",
+        "laion",
+        "--source",
+        "s3://datasets/laion",
+        "--size",
+        "2Ti",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]
     code, out, _ = invoke(capsys, *base, "--access-mode", "RWX", "--parallelism", "4")
     assert code == 0
     assert yaml.safe_load(out)["metadata"]["annotations"]["preload.kaip.dev/parallelism"] == "4"
