@@ -177,6 +177,7 @@ class _Run:
             publish=self._publish,
             refuse=self._refuse,
             check=options.check_hashes,
+            durable=options.durable,
         )
 
     # -- the run -------------------------------------------------------------------------------

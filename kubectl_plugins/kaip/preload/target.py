@@ -15,11 +15,27 @@ import hashlib
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from kaip.preload.errors import TargetError, TargetFull
 from kaip.preload.plan import TEMP_PREFIX
 from kaip.storage.base import NO_SPACE
+
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>
+
+
+def _sync_file_range() -> Callable[..., int] | None:
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint)
+    call.restype = ctypes.c_int
+    return call
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -145,6 +161,16 @@ class Target:
         except OSError as exc:
             raise _target_error(exc, self.root) from exc
         return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize, st.f_frsize or 4096
+
+    @staticmethod
+    def start_writeback(fd: int, size: int) -> None:
+        """Start writing a finished file's pages to disk now, without waiting (``sync_file_range``
+        with ``SYNC_FILE_RANGE_WRITE``): the flush at the end of a durable copy then finds most of
+        the data already written instead of all of it, as the kernel's own writeback would have had
+        it for a slower copier. Nothing where the call is missing (not Linux)."""
+        if _SYNC_FILE_RANGE is None or size <= 0:
+            return
+        _SYNC_FILE_RANGE(fd, ctypes.c_longlong(0), ctypes.c_longlong(size), _SYNC_FILE_RANGE_WRITE)
 
     def sync(self) -> None:
         """Flush the target's file system only (``syncfs``), not every disk of the node."""
