@@ -23,8 +23,15 @@ KREW_VERSION="${KAIP_KREW_VERSION:-v0.4.3}"
 TRAINING_OPERATOR_VERSION="${KAIP_TRAINING_OPERATOR_VERSION:-v1.9.2}"
 MPI_OPERATOR_VERSION="${KAIP_MPI_OPERATOR_VERSION:-v0.6.0}"
 KATIB_VERSION="${KAIP_KATIB_VERSION:-v0.19.0}"
+# Kubeflow Trainer v2 (TrainJob and its runtimes) and the JobSet controller it runs on.
+TRAINER_VERSION="${KAIP_TRAINER_VERSION:-v2.0.0}"
+JOBSET_VERSION="${KAIP_JOBSET_VERSION:-v0.8.2}"
 # kube-state-metrics: the node metrics (kube_node_status_condition) of the alert-route test.
 KSM_VERSION="${KAIP_KSM_VERSION:-v2.13.0}"
+# Queues and gang scheduling for `kubectl ai-platform --queue/--gang`: Kueue and the coscheduling scheduler
+# (with its PodGroup controller) of scheduler-plugins.
+KUEUE_VERSION="${KAIP_KUEUE_VERSION:-v0.17.0}"
+SCHEDULER_PLUGINS_VERSION="${KAIP_SCHEDULER_PLUGINS_VERSION:-v0.30.6}"
 
 key="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_gcs-${FAKEGCS_VERSION}_minio-${MINIO_VERSION##*-}"
 out="${KAIP_TESTBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/kaip/testbin/$key}"
@@ -43,11 +50,13 @@ flock 9
 
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok fake-gcs-server minio kubectl-krew
   validate-krew-manifest training-operator mpi-operator katib-controller file-metricscollector katib-db-manager
-  katib-suggestion-goptuna kube-state-metrics)
+  katib-suggestion-goptuna kube-state-metrics kueue scheduler-plugins scheduler-plugins-controller trainer-controller-manager jobset-controller)
 
 # What the builds below leave beside the binaries (the stamps say which version or recipe built them).
 EXTRAS=(kwok-stages.yaml kwok-crds training-operator-manifests mpi-operator-manifests katib-manifests krew.version
-  training-operator.version mpi-operator.version katib.version)
+  training-operator.version mpi-operator.version katib.version kueue-manifests kueue.version scheduler-plugins-manifests
+  scheduler-plugins.version trainer-manifests trainer.version jobset-manifests
+  jobset.version)
 
 # Reuse envtest's binaries (or a whole folder of ours) where the caller has them.
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
@@ -255,10 +264,55 @@ GO
   echo "$KATIB_STAMP" >"$out/katib.version"
 fi
 
+# Kubeflow Trainer v2: the controller manager (TrainJob, TrainingRuntime, ClusterTrainingRuntime, its webhooks),
+# its CRDs and the upstream ClusterTrainingRuntimes (torch-distributed, deepspeed-distributed, mpi-distributed, ...).
+if need trainer-controller-manager || ! built_at trainer "$TRAINER_VERSION"; then
+  log "building Kubeflow Trainer $TRAINER_VERSION (trainer-controller-manager)"
+  </dev/null build_module trainer github.com/kubeflow/trainer/v2 "$TRAINER_VERSION" "" \
+    github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager
+  copy_manifests github.com/kubeflow/trainer/v2 "$TRAINER_VERSION" trainer-manifests \
+    manifests/base/crds manifests/base/runtimes manifests/base/webhook
+  echo "$TRAINER_VERSION" >"$out/trainer.version"
+fi
+
+# JobSet, which Trainer v2 renders every TrainJob into: its controller (the module's root main.go) and CRD.
+if need jobset-controller || ! built_at jobset "$JOBSET_VERSION"; then
+  log "building JobSet $JOBSET_VERSION (controller)"
+  </dev/null build_module jobset sigs.k8s.io/jobset "$JOBSET_VERSION" "" sigs.k8s.io/jobset
+  mv "$out/jobset" "$out/jobset-controller"
+  copy_manifests sigs.k8s.io/jobset "$JOBSET_VERSION" jobset-manifests config/components/crd/bases \
+    config/components/webhook
+  echo "$JOBSET_VERSION" >"$out/jobset.version"
+fi
+
 if need kube-state-metrics; then
   log "building kube-state-metrics $KSM_VERSION (the alert-route test's node metrics)"
   </dev/null build_module kube-state-metrics k8s.io/kube-state-metrics/v2 "$KSM_VERSION" "" k8s.io/kube-state-metrics/v2
   [[ -x "$out/kube-state-metrics" ]] || mv "$out/v2" "$out/kube-state-metrics"
+fi
+
+# Kueue: the controller manager (cmd/kueue), its CRDs, webhook configurations and default configuration.
+if need kueue || ! built_at kueue "$KUEUE_VERSION"; then
+  log "building Kueue $KUEUE_VERSION"
+  </dev/null build_module kueue sigs.k8s.io/kueue "$KUEUE_VERSION" "-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" \
+    sigs.k8s.io/kueue/cmd/kueue
+  copy_manifests sigs.k8s.io/kueue "$KUEUE_VERSION" kueue-manifests \
+    config/components/crd/bases config/components/webhook config/components/manager
+  echo "$KUEUE_VERSION" >"$out/kueue.version"
+fi
+
+# scheduler-plugins: kube-scheduler with the Coscheduling plugin and the PodGroup controller. The module pins
+# its Kubernetes staging modules with replace directives, which a requiring module must repeat.
+if need scheduler-plugins scheduler-plugins-controller || ! built_at scheduler-plugins "$SCHEDULER_PLUGINS_VERSION"; then
+  log "building scheduler-plugins $SCHEDULER_PLUGINS_VERSION (scheduler, controller)"
+  gomod="$(go mod download -json "sigs.k8s.io/scheduler-plugins@$SCHEDULER_PLUGINS_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  sed -n '/^replace (/,/^)/p' "$gomod" | build_module scheduler-plugins sigs.k8s.io/scheduler-plugins \
+    "$SCHEDULER_PLUGINS_VERSION" "" sigs.k8s.io/scheduler-plugins/cmd/scheduler sigs.k8s.io/scheduler-plugins/cmd/controller
+  mv "$out/scheduler" "$out/scheduler-plugins"
+  mv "$out/controller" "$out/scheduler-plugins-controller"
+  copy_manifests sigs.k8s.io/scheduler-plugins "$SCHEDULER_PLUGINS_VERSION" scheduler-plugins-manifests \
+    config/crd/bases manifests/coscheduling
+  echo "$SCHEDULER_PLUGINS_VERSION" >"$out/scheduler-plugins.version"
 fi
 
 # PostgreSQL behind Katib's DB manager: the tests start a server of their own (initdb in a temporary folder,

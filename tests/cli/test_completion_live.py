@@ -142,3 +142,13 @@ def test_a_wait_gives_up_after_its_timeout(
 
 def _claim_spec() -> dict[str, object]:
     return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+
+
+def test_volume_completes_the_namespaces_claims(kube: Kube, kubeconfig: Path, namespace: str) -> None:
+    spec = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
+    for name in ("lustre-fast", "lustre-large"):
+        kube.create(kinds.PVCS, {"metadata": {"name": name}, "spec": spec})
+    words = ("jobs", "submit", "training", "j", "--kubeconfig", str(kubeconfig), "-n", namespace, "--volume")
+    assert timed(ai_platform.cli, *words, "fast=pvc:lustre-f") == ["fast=pvc:lustre-fast:"]
+    assert values(ai_platform.cli, *words, "fast=pvc:") == ["fast=pvc:lustre-fast:", "fast=pvc:lustre-large:"]
+    assert values(ai_platform.cli, *words, "fast=") == []  # the NAME is the user's; then pvc: and a claim

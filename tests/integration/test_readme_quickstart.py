@@ -23,6 +23,7 @@ from kaip_testbed import gpu_nodes
 from kaip_testbed.controlplane import ControlPlane
 from kaip_testbed.dataloader import ControllerProcess, Kubelet, grant_lease, install_controller_rbac
 from kaip_testbed.demo import plugin_env
+from kaip_testbed.kueue import Kueue
 from kaip_testbed.objectstores import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.objectstore]
@@ -40,7 +41,13 @@ def quick_start_blocks() -> list[str]:
 
 def test_the_quick_start_has_the_blocks_this_test_prepares_for() -> None:
     blocks = "\n".join(quick_start_blocks())
-    for command in ("create secret", "node-health summary", "pvc-preload create", "ai-platform jobs submit"):
+    for command in (
+        "create secret",
+        "node-health summary",
+        "pvc-preload create",
+        "ai-platform jobs submit",
+        "ai-platform jobs list",
+    ):
         assert f"kubectl {command}" in blocks, f"the quick start no longer runs `kubectl {command}`"
 
 
@@ -91,6 +98,19 @@ def data_loader(
 
 
 @pytest.fixture
+def queue(kwok: ControlPlane, admin_kube: Kube, kubeflow: list[str], namespace: str) -> Iterator[Kueue]:
+    """Kueue (after the Kubeflow CRDs it integrates) with the LocalQueue ``gpus`` of 16 GPUs."""
+    kueue = Kueue(kwok, admin_kube)
+    try:
+        kueue.start()
+        kueue.gpu_quota(namespace, gpus=16, namespaces=[namespace], local_queue="gpus")
+        yield kueue
+    finally:
+        kueue.remove_quota(namespace)
+        kueue.stop()
+
+
+@pytest.fixture
 def user_shell(
     kwok: ControlPlane, s3_server: S3Server, namespace: str, tmp_path: Path
 ) -> tuple[dict[str, str], Path]:
@@ -114,6 +134,7 @@ def test_the_quick_start_runs_as_written(
     datasets_bucket: None,
     data_loader: Kubelet,
     kubeflow: list[str],
+    queue: Kueue,
     user_shell: tuple[dict[str, str], Path],
     kube: Kube,
 ) -> None:
@@ -162,3 +183,22 @@ def test_the_quick_start_runs_as_written(
     ]
     assert claims == ["imagenet"]
     assert template["metadata"]["annotations"]["kaip.dev/credentials"] == "s3-reader"
+
+    # The queue-and-gang job: all six replicas as one gang, held by Kueue (24 GPUs over a 16-GPU quota).
+    bert = kube.get(TFJOBS, "bert")
+    assert bert["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpus"
+    gang = bert["spec"]["runPolicy"]["schedulingPolicy"]
+    assert gang["minAvailable"] == 6 and gang["minResources"]["nvidia.com/gpu"] == "24"
+    assert "gpus (" in shown
+    deadline = time.monotonic() + 60
+    while "insufficient" not in (row := _wide_row(env, workdir, "bert")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "QUEUED" in row and "gpus (waiting)" in row and "waiting in queue gpus" in row, row
+
+
+def _wide_row(env: dict[str, str], workdir: Path, job: str) -> str:
+    done = subprocess.run(
+        ["kubectl", "ai-platform", "jobs", "list", "-o", "wide"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return next(line for line in done.stdout.splitlines() if line.startswith(job + " "))

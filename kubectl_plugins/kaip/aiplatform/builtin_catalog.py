@@ -193,6 +193,19 @@ BUILTIN: dict[str, Any] = {
         "fetch": {"gs": "google/cloud-sdk:slim", "s3": "amazon/aws-cli:2.15.0"},
     },
     "data": {"size": "100Gi"},
-    "scheduling": {"queueing": "kueue"},
+    # gang (under volcano or scheduler-plugins): multiReplicaGPU | always | never (kaip.aiplatform.scheduling).
+    "scheduling": {"queueing": "kueue", "gang": "multiReplicaGPU"},
     "secondaryNetworks": {},
+    # Per-namespace UID/GID/fsGroup and --exclusive defaults (kaip.aiplatform.tenancy).
+    "tenancy": {},
+    # Kubeflow Trainer v2: the backend of `jobs submit training` (auto: Trainer v2 for the frameworks
+    # it serves when the cluster serves TrainJob) and the ClusterTrainingRuntime of each framework.
+    "trainer": {
+        "backend": "auto",
+        "runtimes": {
+            "pytorch": "torch-distributed",
+            "mpi": "mpi-distributed",
+            "deepspeed": "deepspeed-distributed",
+        },
+    },
 }

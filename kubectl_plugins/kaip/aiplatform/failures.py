@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kaip.aiplatform import states
+from kaip.aiplatform import states, trainjobs
 from kaip.errors import shorten
 from kaip.kube.objects import labels_of, name_of, spec_of, status_of
 from kaip.resources import kubeflow as kf
@@ -222,8 +222,7 @@ def failure(
     if failed is None:
         return None
     condition = " ".join(str(failed.get("message") or failed.get("reason") or "").split())
-    kind = kf.BY_KIND.get(str(job.get("kind")))
-    main = kind.container if kind else ""
+    main = trainjobs.container_of(str(job.get("kind")))
     found = [f for f in (pod_failure(p, task=task_of(p), main_container=main) for p in pods) if f]
     failed_at = parse(str(failed.get("lastTransitionTime") or ""))
 

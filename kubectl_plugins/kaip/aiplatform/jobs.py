@@ -9,17 +9,21 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kaip.aiplatform import catalog as catalogs
-from kaip.aiplatform import failures, states, training, views
+from kaip.aiplatform import failures, states, training, trainjobs, views
 from kaip.aiplatform.builtin_catalog import BUILTIN
 from kaip.errors import OperationFailed, shorten
-from kaip.kube.objects import api_time, key_of, labels_of, name_of, namespace_of, status_of
+from kaip.kube.objects import api_time, labels_of, name_of, namespace_of, status_of
 from kaip.resources import kubeflow as kf
+from kaip.resources import queueing as q
+from kaip.resources import trainer
 from kaip.resources.kinds import CONFIGMAPS, PODS, Resource
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
 
-JOB_RESOURCES: tuple[Resource, ...] = (*(k.resource for k in kf.JOB_KINDS), kf.EXPERIMENTS)
+JOB_RESOURCES: tuple[Resource, ...] = (*(k.resource for k in kf.JOB_KINDS), kf.EXPERIMENTS, trainer.TRAINJOBS)
+#: What says where a job stands in its queue and gang (read where the cluster serves them).
+SCHEDULING: tuple[Resource, ...] = (q.WORKLOADS, q.PODGROUPS)
 
 
 def read_catalog(kube: Kube) -> tuple[catalogs.Catalog, str]:
@@ -38,17 +42,18 @@ def read_catalog(kube: Kube) -> tuple[catalogs.Catalog, str]:
 
 
 def served(kube: Kube) -> list[Resource]:
-    """The job resources this cluster serves: one discovery request per kubeflow.org version."""
+    """The job resources this cluster serves: one discovery request per group version (kubeflow.org's,
+    trainer.kubeflow.org's)."""
     from kaip.kube.errors import NotFound
 
     found: list[Resource] = []
-    for version in sorted({r.version for r in JOB_RESOURCES}):
+    for group, version in sorted({(r.group, r.version) for r in JOB_RESOURCES}):
         try:
-            doc = kube.request("GET", f"/apis/{kf.GROUP}/{version}")
+            doc = kube.request("GET", f"/apis/{group}/{version}")
         except NotFound:
             continue
         names = {r.get("name") for r in doc.get("resources") or []}
-        found += [r for r in JOB_RESOURCES if r.version == version and r.plural in names]
+        found += [r for r in JOB_RESOURCES if (r.group, r.version) == (group, version) and r.plural in names]
     return found
 
 
@@ -65,41 +70,72 @@ def _require_any(resources: Sequence[Resource]) -> None:
 
 
 def _pods_by_job(
-    kube: Kube, *, all_namespaces: bool, name: str | None = None
+    kube: Kube, *, all_namespaces: bool, label: str = kf.LABEL_JOB_NAME
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    selector = f"{kf.LABEL_JOB_NAME}={name}" if name else kf.LABEL_JOB_NAME
-    pods = kube.list_all(PODS, label_selector=selector, all_namespaces=all_namespaces)
+    """The Pods that carry ``label`` (the operators', or JobSet's for TrainJobs) by (namespace,
+    ``label=job``): :func:`_pods_key` finds a job's."""
+    pods = kube.list_all(PODS, label_selector=label, all_namespaces=all_namespaces)
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for pod in pods:
-        key = (namespace_of(pod), str(labels_of(pod).get(kf.LABEL_JOB_NAME)))
+        key = (namespace_of(pod), f"{label}={labels_of(pod).get(label)}")
         grouped.setdefault(key, []).append(pod)
     return grouped
 
 
-def _list_if_served(kube: Kube, resource: Resource, *, all_namespaces: bool) -> list[dict[str, Any]] | None:
-    from kaip.kube.errors import ApiMissing
+def _pods_key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    return namespace_of(obj), f"{trainjobs.pod_selector(str(obj.get('kind')))}={name_of(obj)}"
+
+
+def _list_if_served(
+    kube: Kube, resource: Resource, *, all_namespaces: bool, limit: int | None = None
+) -> list[dict[str, Any]] | None:
+    """Every object of ``resource`` (one page of ``limit`` when given); None where it is not served."""
+    from kaip.kube.errors import ApiMissing, Forbidden
 
     try:
+        if limit is not None:
+            return list(kube.list(resource, limit=limit).get("items") or [])
         return kube.list_all(resource, all_namespaces=all_namespaces)
     except ApiMissing:
         return None
+    except Forbidden:
+        # The API server refuses an unknown resource by RBAC before it says so: a Role written before
+        # Trainer v2 must still list the v1 kinds (docs/rbac.md: TrainJobs are optional for a list).
+        if resource is trainer.TRAINJOBS:
+            return None
+        raise
+
+
+def _scheduling_objects(kube: Kube, resource: Resource, *, all_namespaces: bool) -> list[dict[str, Any]]:
+    """Kueue's Workloads or the PodGroups: none where the cluster lacks them or the user may not read them
+    (the jobs are shown all the same)."""
+    from kaip.kube.errors import Forbidden
+
+    try:
+        return _list_if_served(kube, resource, all_namespaces=all_namespaces) or []
+    except Forbidden:
+        return []
 
 
 def list_views(kube: Kube, *, all_namespaces: bool) -> list[views.JobView]:
     """Every kind listed at once (no discovery round trip: a kind not served answers 404)."""
     results = _in_parallel(
         [partial(_pods_by_job, kube, all_namespaces=all_namespaces)]
+        + [partial(_scheduling_objects, kube, r, all_namespaces=all_namespaces) for r in SCHEDULING]
         + [partial(_list_if_served, kube, r, all_namespaces=all_namespaces) for r in JOB_RESOURCES]
     )
     pods: dict[tuple[str, str], list[dict[str, Any]]] = results[0]
-    lists: list[list[dict[str, Any]] | None] = results[1:]
+    workloads, podgroups = results[1 : 1 + len(SCHEDULING)]
+    lists: list[list[dict[str, Any]] | None] = results[1 + len(SCHEDULING) :]
     _require_any([r for r, items in zip(JOB_RESOURCES, lists, strict=True) if items is not None])
     objects = [obj for items in lists for obj in items or ()]
+    if any(trainjobs.is_trainjob(obj) for obj in objects):  # only then: JobSet's Pods, one more request
+        pods.update(_pods_by_job(kube, all_namespaces=all_namespaces, label=trainer.LABEL_JOBSET_NAME))
     out = []
     for obj in objects:
         if views.is_trial_job(obj):
             continue
-        out.append(views.view(obj, pods.get(key_of(obj), [])))
+        out.append(views.view(obj, pods.get(_pods_key(obj), []), workloads=workloads, podgroups=podgroups))
     return out
 
 
@@ -107,12 +143,7 @@ def job_ids(kube: Kube, *, limit: int = 500) -> list[str]:
     """The job ids of the namespace (one page of each kind), for completion: no Pods are read."""
 
     def ids(resource: Resource) -> list[str]:
-        from kaip.kube.errors import ApiMissing
-
-        try:
-            items = kube.list(resource, limit=limit).get("items") or []
-        except ApiMissing:
-            return []
+        items = _list_if_served(kube, resource, all_namespaces=False, limit=limit) or []
         return [
             str(labels_of(o).get(kf.LABEL_JOB_ID) or name_of(o)) for o in items if not views.is_trial_job(o)
         ]
@@ -167,8 +198,9 @@ def find(kube: Kube, job: str) -> tuple[Resource, dict[str, Any]]:
     )
 
 
-def pods_of(kube: Kube, name: str) -> list[dict[str, Any]]:
-    return kube.list_all(PODS, label_selector=f"{kf.LABEL_JOB_NAME}={name}")
+def pods_of(kube: Kube, name: str, *, kind: str = "") -> list[dict[str, Any]]:
+    """The Pods of the job ``name`` of ``kind`` (a TrainJob's are its JobSet's)."""
+    return kube.list_all(PODS, label_selector=f"{trainjobs.pod_selector(kind)}={name}")
 
 
 def trials_of(kube: Kube, experiment: str) -> list[dict[str, Any]]:
@@ -188,8 +220,11 @@ def describe(
         pods: list[dict[str, Any]] = []
         view = views.view(obj, pods, trials=trials_of(kube, name_of(obj)))
     else:
-        pods = pods_of(kube, name_of(obj))
-        view = views.view(obj, pods)
+        if trainjobs.is_trainjob(obj):  # its JobSet may have ended before the TrainJob says so
+            obj = dict(trainjobs.with_jobset(obj, _jobset_of(kube, name_of(obj))))
+        pods = pods_of(kube, name_of(obj), kind=str(obj.get("kind")))
+        workloads, podgroups = (_scheduling_objects(kube, r, all_namespaces=False) for r in SCHEDULING)
+        view = views.view(obj, pods, workloads=workloads, podgroups=podgroups)
     if view.failure and view.failure.replicas:
         replica = view.failure.replicas[0]
         tail = read_log_tail(kube, replica)
@@ -280,7 +315,7 @@ def read_log_tail(kube: Kube, replica: failures.ReplicaFailure) -> failures.LogT
 def replica_rows(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
     """(task, phase, why) of each Pod: why it waits, or how its container ended."""
     kind = str(obj.get("kind"))
-    main = kf.BY_KIND[kind].container if kind in kf.BY_KIND else ""
+    main = trainjobs.container_of(kind)
     rows = []
     for pod in sorted(pods, key=lambda p: views.task_name(p, kind)):
         task = views.task_name(pod, kind)
@@ -300,7 +335,8 @@ def replica_rows(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> l
 def cancel(kube: Kube, job: str) -> tuple[views.JobView, bool]:
     """Suspend the job and mark it cancelled (the record stays); a finished job is left as it is."""
     resource, obj = find(kube, job)
-    current = views.view(obj, [] if resource is kf.EXPERIMENTS else pods_of(kube, name_of(obj)))
+    kind = str(obj.get("kind"))
+    current = views.view(obj, [] if resource is kf.EXPERIMENTS else pods_of(kube, name_of(obj), kind=kind))
     if current.state.state in states.FINAL or current.state.state == states.CANCELLING:
         return current, False
     if resource is kf.EXPERIMENTS:
@@ -311,10 +347,47 @@ def cancel(kube: Kube, job: str) -> tuple[views.JobView, bool]:
     stamp = api_time()
     patch = {
         "metadata": {"annotations": {kf.ANNOTATION_CANCEL_REQUESTED: stamp}},
-        "spec": {"runPolicy": {"suspend": True}},
+        # A TrainJob suspends its JobSet, whose Jobs stop their Pods.
+        "spec": {"suspend": True} if resource is trainer.TRAINJOBS else {"runPolicy": {"suspend": True}},
     }
     updated = kube.patch(resource, name_of(obj), patch)
-    return views.view(updated, pods_of(kube, name_of(obj))), True
+    _deactivate_workload(kube, updated)
+    return views.view(updated, pods_of(kube, name_of(obj), kind=kind)), True
+
+
+def _jobset_of(kube: Kube, name: str) -> dict[str, Any] | None:
+    """A TrainJob's JobSet (same name), or None where it is not there or may not be read."""
+    from kaip.kube.errors import ApiError
+
+    try:
+        return kube.get(trainer.JOBSETS, name)
+    except ApiError:
+        return None
+
+
+#: Seconds `jobs cancel` waits for Kueue to make the Workload of a job submitted a moment ago.
+WORKLOAD_WAIT = 5.0
+
+
+def _deactivate_workload(kube: Kube, job: Mapping[str, Any], *, wait: float = WORKLOAD_WAIT) -> None:
+    """Kueue resumes a suspended job once its Workload is admitted: a queued job's cancel deactivates
+    the Workload too (``spec.active: false``, Kueue's way to stop one for good). Kueue makes the
+    Workload just after the job, so one cancelled at once is given ``wait`` seconds to appear."""
+    import time
+
+    from kaip.aiplatform import queueing
+
+    if not labels_of(job).get(kf.LABEL_KUEUE_QUEUE):
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        workload = queueing.workload_of(job, _scheduling_objects(kube, q.WORKLOADS, all_namespaces=False))
+        if workload is not None:
+            kube.patch(q.WORKLOADS, name_of(workload), {"spec": {"active": False}})
+            return
+        if time.monotonic() > deadline:
+            return  # no Kueue (or not allowed to read Workloads): the job stays suspended as it is
+        time.sleep(0.2)
 
 
 def update_labels(

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kaip.aiplatform import states, views
+from kaip.aiplatform import states, trainjobs, views
 from kaip.kube.objects import metadata, name_of, status_of
 from kaip.logs.merge import format_stamp, parse_stamp
 from kaip.resources import kubeflow as kf
@@ -95,7 +95,7 @@ def follow(
         while True:
             obj, pods = source.job()
             kind = str(obj.get("kind"))
-            container = kf.BY_KIND[kind].container if kind in kf.BY_KIND else ""
+            container = trainjobs.container_of(kind)
             for pod in pods:
                 task = views.task_name(pod, kind)
                 if task_name and task != task_name:
@@ -208,7 +208,7 @@ def _stream_merged(
             ) from None
         return ""
     name, kind = name_of(obj), str(obj.get("kind"))
-    container = kf.BY_KIND[kind].container if kind in kf.BY_KIND else ""
+    container = trainjobs.container_of(kind)
     stamp = str(metadata(obj).get("creationTimestamp") or "")
     created = parse_stamp(stamp) if stamp else now - history.window_ns
     start = max(created - 60 * NS, since_ns or 0)
@@ -384,7 +384,7 @@ class KubeSource:
         from kaip.aiplatform import jobs
 
         _, obj = jobs.find(self.kube, self.job_id)
-        return obj, jobs.pods_of(self.kube, name_of(obj))
+        return obj, jobs.pods_of(self.kube, name_of(obj), kind=str(obj.get("kind")))
 
     def lines(self, pod: str, container: str) -> Iterator[str]:
         from kaip.resources.kinds import PODS

@@ -16,16 +16,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kaip.aiplatform import mpi, scheduling, startup
+from kaip.aiplatform import mpi, networks, scheduling, startup, tenancy
+from kaip.aiplatform import volumes as existing
 from kaip.aiplatform.builtin_catalog import GPU
 from kaip.aiplatform.catalog import Catalog, Placement
+from kaip.aiplatform.networks import NetworkAdditions
 from kaip.aiplatform.roles import Role, replica_types, resolve_roles
+from kaip.aiplatform.tenancy import Tenancy
 from kaip.aiplatform.training import dns_name, user_args
+from kaip.aiplatform.volumes import ClaimVolume
 from kaip.errors import UsageError
 from kaip.kube.objects import spec_of
 from kaip.resources import credentials, preload
 from kaip.resources import kubeflow as kf
-from kaip.resources.kinds import PVCS
+from kaip.resources.kinds import PVCS, Resource
 from kaip.storage.source import parse_source
 
 #: Object names of Pods and Services are ``<job>-<type>-<index>``; keep room for that suffix.
@@ -69,6 +73,13 @@ class ClusterOptions:
     secondary_networks: tuple[str, ...] = ()
     #: MPIJob API version, "v2beta1" (mpi-operator) or "v1" (training-operator); None: the default.
     mpi_api: str | None = None
+    #: ``--backend``: "v1" (training-operator's kinds) or "trainer-v2" (TrainJob); None: decided by
+    #: :func:`kaip.aiplatform.trainjob.choose_backend`.
+    backend: str | None = None
+    #: ``--volume``: existing PVCs mounted into every replica (``--config`` ones merged in).
+    volumes: tuple[ClaimVolume, ...] = ()
+    #: ``--run-as-user``, ``--run-as-group``, ``--fs-group``, ``--exclusive`` (then the catalog's).
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
 
 @dataclass(frozen=True)
@@ -171,14 +182,17 @@ class _Context:
     #: The queueing or gang system (:func:`kaip.aiplatform.scheduling.choose_scheduler`).
     scheduler: str
     slots: int = 1
+    #: What ``--secondary-network`` adds (:func:`kaip.aiplatform.networks.additions`).
+    net: NetworkAdditions = field(default_factory=NetworkAdditions)
 
 
 def _container(ctx: _Context, rtype: str, role: Role, placement: Placement) -> dict[str, Any]:
     limits = dict(placement.limits)
     gpu = any(k == GPU or k.startswith("nvidia.com/") for k in limits)
-    for net in ctx.options.secondary_networks:
-        for res, qty in (ctx.catalog.secondary_network(net).get("resources") or {}).items():
-            limits[str(res)] = str(qty)
+    limits.update(ctx.net.limits)
+    requests = dict(placement.requests)
+    if ctx.options.tenancy.exclusive:
+        requests, limits = tenancy.guaranteed(requests, limits, machine_type=role.machine_type)
     container: dict[str, Any] = {
         "name": ctx.kind.container,
         "image": _image(role, ctx.ti, ctx.kind, ctx.catalog, gpu),
@@ -196,7 +210,7 @@ def _container(ctx: _Context, rtype: str, role: Role, placement: Placement) -> d
         mpirun: list[str] = []
         before: list[str] = []
         if is_launcher:
-            mpirun = mpi.mpirun(hosts=hosts, slots=ctx.slots)
+            mpirun = mpi.mpirun(hosts=hosts, slots=ctx.slots, forward=tuple(ctx.net.env))
             before = startup.mpi_v1_wait(ctx.kind, job=ctx.name, workers=ctx.total_workers)
         container["command"] = _module_command(str(module), ctx.additions.install, mpirun, before=before)
     if args and (not mpi.is_mpi(ctx.kind) or is_launcher):
@@ -204,17 +218,40 @@ def _container(ctx: _Context, rtype: str, role: Role, placement: Placement) -> d
     if ctx.kind.port:
         container["ports"] = [{"name": ctx.kind.port_name, "containerPort": ctx.kind.port}]
     resources: dict[str, Any] = {}
-    if placement.requests:
-        resources["requests"] = dict(placement.requests)
+    if requests:
+        resources["requests"] = requests
     if limits:
         resources["limits"] = limits
     if resources:
         container["resources"] = resources
-    shm = "/dev/shm"  # noqa: S108 - shared memory for data loaders and NCCL, not a temp file
-    mounts = [{"name": "dshm", "mountPath": shm}, *ctx.additions.mounts]
+    if ctx.net.env:
+        container["env"] = networks.env_list(ctx.net.env)
+    if ctx.net.capabilities:
+        container["securityContext"] = {"capabilities": {"add": list(ctx.net.capabilities)}}
+    mounts = [{"name": "dshm", "mountPath": SHM}, *ctx.additions.mounts]
     mounts += [{"name": f"data-{d.name}", "mountPath": d.mount} for d in ctx.options.data]
-    container["volumeMounts"] = mounts
+    container["volumeMounts"] = mounts + existing.mounts(ctx.options.volumes)
     return container
+
+
+SHM = "/dev/shm"  # noqa: S108 - shared memory for data loaders and NCCL, not a temp file
+
+
+def _check_volumes(options: ClusterOptions, additions: PodAdditions) -> None:
+    """Refuse ``--volume``s that take another volume's name or another flag's mount path."""
+    from kaip.resources.credentials import gcp_mount_path
+
+    taken = {"dshm", *(str(v["name"]) for v in additions.volumes), *(f"data-{d.name}" for d in options.data)}
+    for v in options.volumes:
+        if v.name in taken or v.name.startswith("kaip-"):
+            raise UsageError(f"{v.flag}: the Pod volume name {v.name} is kaip's own; choose another NAME")
+    paths = [
+        (SHM, "kaip's shared memory"),
+        *((str(m["mountPath"]), "--package-path/--packages") for m in additions.mounts),
+    ]
+    paths += [(d.mount, f"--data {d.name}") for d in options.data]
+    paths += [(gcp_mount_path(c), f"--credentials {c}") for c in options.credentials]
+    existing.check_paths(options.volumes, paths)
 
 
 def _pod_template(ctx: _Context, rtype: str, role: Role) -> dict[str, Any]:
@@ -231,14 +268,20 @@ def _pod_template(ctx: _Context, rtype: str, role: Role) -> dict[str, Any]:
     volumes += [
         {"name": f"data-{d.name}", "persistentVolumeClaim": {"claimName": d.name}} for d in ctx.options.data
     ]
+    volumes += existing.pod_volumes(ctx.options.volumes)
     spec: dict[str, Any] = {"containers": [container], "volumes": volumes}
     init = [dict(c) for c in ctx.additions.init_containers]
     use_chief = bool(ctx.ti.get("useChiefInTfConfig"))
     peers = startup.peers(ctx.kind, job=ctx.name, rtype=rtype, workers=ctx.total_workers, use_chief=use_chief)
     if peers:
         init.append(startup.wait_for(peers, ctx.catalog.image("wait")))
+    if ctx.options.tenancy.exclusive:
+        for c in init:
+            c["resources"] = tenancy.init_resources(c.get("resources") or {}, container["resources"])
     if init:
         spec["initContainers"] = init
+    if ctx.options.tenancy.security_context():
+        spec["securityContext"] = ctx.options.tenancy.security_context()
     if ctx.ti.get("serviceAccount"):
         spec["serviceAccountName"] = str(ctx.ti["serviceAccount"])
     if placement.node_selector:
@@ -256,8 +299,8 @@ def _pod_template(ctx: _Context, rtype: str, role: Role) -> dict[str, Any]:
     annotations: dict[str, str] = {}
     if ctx.options.credentials:
         annotations[credentials.ANNOTATION_CREDENTIALS] = ",".join(ctx.options.credentials)
-    if ctx.options.secondary_networks:
-        annotations[kf.ANNOTATION_MULTUS_NETWORKS] = ",".join(ctx.options.secondary_networks)
+    if ctx.net.networks:
+        annotations[kf.ANNOTATION_MULTUS_NETWORKS] = ",".join(ctx.net.networks)
     return {"metadata": {"annotations": annotations}, "spec": spec} if annotations else {"spec": spec}
 
 
@@ -292,7 +335,11 @@ def build_job(
     typed = replica_types(kind, roles, use_chief=bool(ti.get("useChiefInTfConfig")))
     workers = sum(r.count for t, r in typed if t == "Worker")
     chosen = scheduling.choose_scheduler(options.scheduler, catalog)
-    ctx = _Context(name, ti, kind, catalog, options, additions, workers, chosen, mpi.slots_per_host(typed))
+    _check_volumes(options, additions)
+    net = networks.additions(catalog, options.secondary_networks)
+    ctx = _Context(
+        name, ti, kind, catalog, options, additions, workers, chosen, mpi.slots_per_host(typed), net=net
+    )
     warnings: list[str] = []
     specs: dict[str, Any] = {}
     for rtype, role in typed:
@@ -310,7 +357,14 @@ def build_job(
         ti.get("scheduling") or {},
         scheduler=chosen,
         replicas=sum(r.count for _, r in typed),
-        gang=options.gang,
+        gang=scheduling.wants_gang(
+            options.gang,
+            scheduler=chosen,
+            catalog=catalog,
+            replicas=sum(r.count for _, r in typed),
+            on_gpus=scheduling.uses_gpus(specs),
+        ),
+        min_resources=scheduling.min_resources(specs),
         queue=options.queue,
         priority=options.priority,
         warnings=warnings,
@@ -320,25 +374,37 @@ def build_job(
         # Workers idle (sshd, or v1's `sleep 365d`) once the launcher ends: stop them and free their
         # GPUs; the finished launcher, which holds every rank's output, stays.
         body["runPolicy"].update(cleanPodPolicy="Running", backoffLimit=mpi.LAUNCHER_RETRIES)
+    return job_object(
+        kind.resource, body, job_id=job_id, ti=ti, labels=labels, options=options, scheduler=chosen
+    )
+
+
+def job_object(
+    resource: Resource,
+    spec: dict[str, Any],
+    *,
+    job_id: str,
+    ti: Mapping[str, Any],
+    labels: Mapping[str, str],
+    options: ClusterOptions,
+    scheduler: str,
+) -> dict[str, Any]:
+    """A job of ``resource`` (a v1 kind or a TrainJob) with ``spec``: gcloud's JOB id and labels, the
+    queue's labels when Kueue queues it, and the TrainingInput it was made from."""
     meta_labels = {**labels, kf.LABEL_JOB_ID: job_id}
-    if options.queue and chosen == "kueue":
+    if options.queue and scheduler in scheduling.KUEUE_QUEUES:
         meta_labels[kf.LABEL_KUEUE_QUEUE] = options.queue
-    if options.priority and chosen == "kueue":
+    if options.priority and scheduler == "kueue":
         meta_labels[kf.LABEL_KUEUE_PRIORITY] = options.priority
     metadata: dict[str, Any] = {
-        "name": name,
+        "name": dns_name(job_id),
         **({"namespace": options.namespace} if options.namespace else {}),
     }
     metadata["labels"] = meta_labels
     metadata["annotations"] = {
         kf.ANNOTATION_TRAINING_INPUT: json.dumps(dict(ti), sort_keys=True, separators=(",", ":"))
     }
-    return {
-        "apiVersion": kind.resource.api_version,
-        "kind": kind.resource.kind,
-        "metadata": metadata,
-        "spec": body,
-    }
+    return {"apiVersion": resource.api_version, "kind": resource.kind, "metadata": metadata, "spec": spec}
 
 
 def data_claims(

@@ -55,11 +55,13 @@ def hosts(kind: kf.JobKind, *, workers: int, launcher_limits: Mapping[str, str])
     return workers + (1 if gpu_launcher else 0)
 
 
-def mpirun(*, hosts: int, slots: int) -> list[str]:
-    """The launcher's ``mpirun``: one process per slot of every host the hostfile lists."""
+def mpirun(*, hosts: int, slots: int, forward: Sequence[str] = ()) -> list[str]:
+    """The launcher's ``mpirun``: one process per slot of every host the hostfile lists, with the
+    launcher's ``forward`` variables (a network's NCCL/UCX settings) passed to every rank: mpi-operator's
+    ranks start over ssh, whose sessions do not carry the worker container's environment."""
+    exported = [arg for name in ("PATH", "LD_LIBRARY_PATH", *forward) for arg in ("-x", name)]
     return ["mpirun", "--allow-run-as-root", "-np", str(hosts * slots),
-            "--hostfile", kf.MPI_HOSTFILE, "-bind-to", "none", "-map-by", "slot",
-            "-x", "PATH", "-x", "LD_LIBRARY_PATH"]  # fmt: skip
+            "--hostfile", kf.MPI_HOSTFILE, "-bind-to", "none", "-map-by", "slot", *exported]  # fmt: skip
 
 
 def spec(kind: kf.JobKind, *, slots: int, workers: int) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from kaip.aiplatform import submit, training
+from kaip.aiplatform import volumes as existing
 from kaip.aiplatform.catalog import Catalog
 from kaip.aiplatform.manifests import ClusterOptions, parse_data
 from kaip.aiplatform.packages import LocalFile, build_sdist, is_remote, read_local, storage_stager
+from kaip.aiplatform.tenancy import Tenancy, check_ids
 from kaip.errors import UsageError
 
 if TYPE_CHECKING:
@@ -84,6 +86,7 @@ def submit_request(
     async_: bool = False,
     framework: str = "tensorflow",
     mpi_api: str | None = None,
+    backend: str | None = None,
     credentials: Sequence[str] = (),
     data: Sequence[str] = (),
     data_credentials: str | None = None,
@@ -92,6 +95,11 @@ def submit_request(
     gang: bool = False,
     scheduler: str | None = None,
     secondary_network: Sequence[str] = (),
+    volume: Sequence[str] = (),
+    run_as_user: int | None = None,
+    run_as_group: int | None = None,
+    fs_group: int | None = None,
+    exclusive: bool | None = None,
     output: str | None = None,
     dry_run: str = "none",
     namespace: str | None = None,
@@ -147,6 +155,12 @@ def submit_request(
         scheduler=scheduler,
         secondary_networks=training.split_list(secondary_network),
         mpi_api=mpi_api,
+        backend=backend,
+        volumes=existing.merge(
+            existing.from_config(config or {}, source=config_source),
+            [existing.parse_volume(v) for v in volume],
+        ),
+        tenancy=check_ids(Tenancy(run_as_user, run_as_group, fs_group, exclusive)),
     )
     return SubmitRequest(
         flags=flags,
@@ -180,14 +194,15 @@ def carry_out(request: SubmitRequest, *, target: ClusterTarget, notify: Callable
         # kubectl's client dry run does not contact the server, so the built-in catalog decides.
         from kaip.aiplatform.builtin_catalog import BUILTIN
 
-        options, assumed = submit.resolve_mpi_api(request.options, None)
+        options = submit.resolve_backend(request.options, None, Catalog(BUILTIN), tuning=_tuning(request))
+        options, assumed = submit.resolve_mpi_api(options, None)
         if assumed:
             notify(assumed)
         plan = _plan(request, options, Catalog(BUILTIN), files, notify)
         for line in submit.dry_run_notes(plan, request.options.namespace):
             notify(f"Note: {line}")
         return Submitted(plan.objects, None)
-    from kaip.aiplatform import jobs
+    from kaip.aiplatform import jobs, preflight
     from kaip.kube import connect
 
     kube = connect(target)
@@ -195,13 +210,24 @@ def carry_out(request: SubmitRequest, *, target: ClusterTarget, notify: Callable
     if warning:
         notify(f"Warning: {warning}")
     options = replace(request.options, namespace=kube.namespace)
+    options = submit.resolve_backend(options, kube, catalog, tuning=_tuning(request))  # TrainJob or v1
     options, _ = submit.resolve_mpi_api(options, kube)  # the MPIJob version the cluster serves
+    options, tenant_warning = preflight.with_tenancy(kube, catalog, options)
+    if tenant_warning:
+        notify(f"Warning: {tenant_warning}")
     plan = _plan(request, options, catalog, files, notify)
+    preflight.check_claims(kube, plan.main, options)  # --volume: before anything is created
     server_dry_run = request.dry_run == "server"
     for line in submit.enable_katib(kube, plan, server_dry_run=server_dry_run):
         notify(f"Note: {line}")
     created = submit.create(kube, plan, server_dry_run=server_dry_run, stager=storage_stager())
     return Submitted(created, kube)
+
+
+def _tuning(request: SubmitRequest) -> bool:
+    """Whether the ``--config`` asks for hyperparameter tuning (a Katib Experiment of v1 trials)."""
+    ti = (request.config or {}).get("trainingInput") or {}
+    return bool(ti.get("hyperparameters")) if isinstance(ti, dict) else False
 
 
 def _plan(

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kaip.aiplatform import trainjobs
 from kaip.kube.objects import annotations_of, conditions_of, labels_of, metadata, name_of, spec_of, status_of
 from kaip.resources import kubeflow as kf
-from kaip.resources import preload
+from kaip.resources import preload, trainer
 
 QUEUED = "QUEUED"
 PREPARING = "PREPARING"
@@ -41,6 +42,8 @@ def condition(obj: Mapping[str, Any], ctype: str) -> Mapping[str, Any] | None:
 
 
 def expected_replicas(job: Mapping[str, Any]) -> int:
+    if trainjobs.is_trainjob(job):
+        return trainjobs.node_count(job)
     kind = kf.BY_KIND.get(str(job.get("kind")))
     if kind is None:
         return 0
@@ -96,7 +99,7 @@ def pod_waiting_reason(pod: Mapping[str, Any]) -> str:
 def job_state(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobState:
     """The gcloud state of ``job`` whose Pods are ``pods``."""
     cancelled = bool(annotations_of(job).get(kf.ANNOTATION_CANCEL_REQUESTED))
-    if condition(job, kf.SUCCEEDED):
+    if condition(job, kf.SUCCEEDED) or condition(job, trainer.COMPLETE):  # a TrainJob's is Complete
         return JobState(SUCCEEDED)
     failed = condition(job, kf.FAILED)
     if failed:
@@ -106,7 +109,11 @@ def job_state(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobS
         if active:
             return JobState(CANCELLING, f"{len(active)} Pod(s) still stopping")
         return JobState(CANCELLED, "cancelled by user")
-    if condition(job, kf.SUSPENDED) or (spec_of(job).get("runPolicy") or {}).get("suspend"):
+    if (
+        condition(job, kf.SUSPENDED)
+        or (spec_of(job).get("runPolicy") or {}).get("suspend")
+        or trainjobs.suspended(job)
+    ):
         queue = labels_of(job).get(kf.LABEL_KUEUE_QUEUE)
         return JobState(QUEUED, f"suspended until queue {queue} admits it" if queue else "suspended")
     if not pods:

@@ -12,12 +12,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from kaip.aiplatform import katib, manifests, packages, training
+from kaip.aiplatform import katib, manifests, packages, tenancy, training, trainjob, trainjobs
 from kaip.aiplatform.catalog import Catalog
 from kaip.errors import UsageError
 from kaip.kube.objects import annotations_of, labels_of, name_of, namespace_of, uid_of
 from kaip.resources import kubeflow as kf
-from kaip.resources.kinds import CONFIGMAPS, PVCS, Resource
+from kaip.resources import trainer
+from kaip.resources.kinds import CONFIGMAPS, PVCS, SERVICEACCOUNTS, Resource
 
 if TYPE_CHECKING:
     from kaip.kube.client import Kube
@@ -74,9 +75,18 @@ def plan(
     labels = {**(doc.get("labels") or {}), **flags.labels}
     if staging.additions.install and not ti.get("pythonModule"):
         raise UsageError("--packages and --package-path need --module-name: the module to run from them")
+    if options.backend == trainer.BACKEND_TRAINER_V2:
+        built, more = trainjob.build_trainjob(
+            job_id=job_id, ti=ti, labels=labels, catalog=catalog, options=options, additions=staging.additions
+        )
+        claims = manifests.data_claims(
+            job_name=name, options=options, catalog=catalog, replicas=trainjobs.node_count(built[-1])
+        )
+        return Plan([*staging.objects, *claims, *built], staging, [*warnings, *more])
     job = manifests.build_job(
         job_id=job_id, ti=ti, labels=labels, catalog=catalog, options=options, additions=staging.additions
     )
+    warnings += tenancy.operator_notes(job, options.tenancy)
     claims = manifests.data_claims(
         job_name=name, options=options, catalog=catalog, replicas=manifests.replica_count(job)
     )
@@ -95,6 +105,10 @@ def resource_of(obj: dict[str, Any]) -> Resource:
         return PVCS
     if kind == kf.EXPERIMENTS.kind:
         return kf.EXPERIMENTS
+    if kind == SERVICEACCOUNTS.kind:
+        return SERVICEACCOUNTS
+    if trainjobs.is_trainjob(obj):
+        return trainer.TRAINJOBS
     return kf.kind_of(obj).resource
 
 
@@ -138,13 +152,27 @@ def resolve_mpi_api(
 ) -> tuple[manifests.ClusterOptions, str]:
     """``options`` with the MPIJob version settled (asking ``kube`` when given), and a line for the
     user when it was assumed; other frameworks pass through."""
-    if options.framework != kf.MPIJOB.framework:
+    if options.framework != kf.MPIJOB.framework or options.backend == trainer.BACKEND_TRAINER_V2:
         if options.mpi_api:
-            raise UsageError(f"--mpi-api is for --framework mpi, not {options.framework}")
+            raise UsageError(f"--mpi-api is for --framework mpi on --backend v1, not {options.framework}")
         return options, ""
     served = None if kube is None else served_mpi_apis(kube)
     version, said = choose_mpi_api(wanted=options.mpi_api, served=served)
     return replace(options, mpi_api=version), said
+
+
+def resolve_backend(
+    options: manifests.ClusterOptions, kube: Kube | None, catalog: Catalog, *, tuning: bool
+) -> manifests.ClusterOptions:
+    """``options`` with the backend settled: ``--backend``, the catalog's, or whether the cluster
+    serves TrainJob (discovery, when ``kube`` is given)."""
+    served = None
+    if kube is not None and not options.backend and options.framework in trainjob.FRAMEWORKS:
+        served = kube.served(trainer.TRAINJOBS)
+    backend = trainjob.choose_backend(
+        wanted=options.backend, framework=options.framework, served=served, catalog=catalog, tuning=tuning
+    )
+    return replace(options, backend=backend)
 
 
 def create(
@@ -216,8 +244,8 @@ def _hand_packages_to(kube: Kube, created: list[dict[str, Any]]) -> None:
         "uid": uid_of(main),
     }
     for obj in created[:-1]:
-        if obj.get("kind") == CONFIGMAPS.kind:
-            kube.patch(CONFIGMAPS, name_of(obj), {"metadata": {"ownerReferences": [owner]}})
+        if obj.get("kind") in (CONFIGMAPS.kind, SERVICEACCOUNTS.kind):  # a TrainJob's --credentials account
+            kube.patch(resource_of(obj), name_of(obj), {"metadata": {"ownerReferences": [owner]}})
 
 
 def _create_strict(kube: Kube, resource: Resource, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:

@@ -40,6 +40,9 @@ def summary_sections(
     ]
     if replicas:
         sections.append(("Replicas", ["task", "phase", "reason"], [list(r) for r in replicas]))
+    if v.admission.queue or v.admission.gang:
+        row = [v.admission.queue_cell(), v.admission.cluster_queue or "-", v.admission.gang_cell()]
+        sections.append(("Scheduling", ["queue", "cluster_queue", "gang"], [row]))
     if v.training_output:
         sections += _tuning_sections(v.training_output)
     if v.failure and v.failure.replicas:

@@ -249,7 +249,7 @@ def read_config(text: str, *, source: str) -> dict[str, Any]:
     doc = load_document(text, source=source) or {}
     if not isinstance(doc, dict):
         raise UsageError(f"--config {source}: must be a mapping with a trainingInput section")
-    unknown = sorted(set(doc) - {"jobId", "labels", "trainingInput"})
+    unknown = sorted(set(doc) - {"jobId", "labels", "trainingInput", "kubernetes"})
     if unknown:
         raise UsageError(f"--config {source}: field {unknown[0]!r} is not part of a training job")
     ti = _mapping(doc.get("trainingInput"), source=source, where="trainingInput")

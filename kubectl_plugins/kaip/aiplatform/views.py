@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kaip.aiplatform import failures, states
+from kaip.aiplatform import failures, queueing, states, trainjobs
 from kaip.errors import UsageError, shorten
 from kaip.kube.objects import (
     annotations_of,
@@ -26,6 +26,7 @@ from kaip.kube.objects import (
     status_of,
 )
 from kaip.resources import kubeflow as kf
+from kaip.resources import trainer
 from kaip.resources.timestamps import parse
 
 
@@ -47,6 +48,8 @@ class JobView:
     failure: failures.Failure | None = None
     #: gcloud's TrainingOutput of a hyperparameter tuning job (its Trials), else empty.
     training_output: Mapping[str, Any] = field(default_factory=dict)
+    #: Its queue (Kueue) and gang (PodGroup) state.
+    admission: queueing.Admission = field(default_factory=queueing.Admission)
 
     def reason_line(self) -> str:
         """The REASON column of `jobs list -o wide`: one line, cut to fit."""
@@ -78,6 +81,8 @@ class JobView:
         doc["kubernetes"] = {"kind": self.kind, "name": self.name, "namespace": self.namespace}
         if self.failure:
             doc["kubernetes"]["failure"] = self.failure.document()
+        if self.admission.document():
+            doc["kubernetes"]["scheduling"] = self.admission.document()
         return doc
 
 
@@ -97,7 +102,7 @@ def _end_time(obj: Mapping[str, Any]) -> str:
     if status.get("completionTime"):
         return str(status["completionTime"])
     for cond in conditions_of(obj):
-        if cond.get("type") in (kf.SUCCEEDED, kf.FAILED) and cond.get("status") == "True":
+        if cond.get("type") in (kf.SUCCEEDED, kf.FAILED, trainer.COMPLETE) and cond.get("status") == "True":
             return str(cond.get("lastTransitionTime") or "")
     return ""
 
@@ -121,8 +126,11 @@ def view(
     pods: Sequence[Mapping[str, Any]],
     *,
     trials: Sequence[Mapping[str, Any]] | None = None,
+    workloads: Sequence[Mapping[str, Any]] = (),
+    podgroups: Sequence[Mapping[str, Any]] = (),
 ) -> JobView:
-    """The job as gcloud shows it; an Experiment's ``trials``, when given, fill its trainingOutput."""
+    """The job as gcloud shows it; an Experiment's ``trials``, when given, fill its trainingOutput;
+    Kueue's ``workloads`` and the ``podgroups`` of the namespace say where it stands in its queue and gang."""
     labels = labels_of(obj)
     kind = str(obj.get("kind"))
     failure = None
@@ -133,6 +141,9 @@ def view(
         if state.state == states.FAILED:
             failure = failures.failure(obj, pods, task_of=functools.partial(_task_of, kind))
             state = states.JobState(states.FAILED, failure.summary() if failure else state.reason)
+    admission = queueing.admission(obj, workloads=workloads, podgroups=podgroups)
+    if state.state == states.QUEUED and admission.queued_reason():
+        state = states.JobState(states.QUEUED, admission.queued_reason())
     return JobView(
         job_id=str(labels.get(kf.LABEL_JOB_ID) or name_of(obj)),
         name=name_of(obj),
@@ -146,6 +157,7 @@ def view(
         training_input=_input(obj),
         failure=failure,
         training_output=training_output(obj, trials) if trials is not None else {},
+        admission=admission,
     )
 
 
@@ -334,6 +346,8 @@ def now_text() -> str:
 
 def task_name(pod: Mapping[str, Any], kind: str) -> str:
     """gcloud's task name of a replica's Pod: ``master-replica-0``, ``worker-replica-2``, ``ps-replica-0``."""
+    if kind == trainjobs.KIND:
+        return trainjobs.task_name(pod)
     labels = labels_of(pod)
     # mpi-operator (MPIJob v2beta1) labels only the job role: launcher or worker.
     rtype = str(labels.get(kf.LABEL_REPLICA_TYPE) or labels.get(kf.LABEL_JOB_ROLE) or "").lower()

@@ -192,9 +192,9 @@ def test_describe_and_list_say_which_replica_failed_how_and_that_its_log_is_not_
 
     code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "list", "-o", "wide")
     header, row = out.splitlines()
-    assert header.split() == ["JOB_ID", "STATUS", "CREATED", "KIND", "NAME", "REASON"]
+    assert header.split() == ["JOB_ID", "STATUS", "CREATED", "KIND", "NAME", "QUEUE", "GANG", "REASON"]
     assert row.split()[:2] == ["broken", "FAILED"]
-    assert row.endswith("TFJob   broken   worker-1 exit 3: ValueError: bad shape (3, 4)")
+    assert row.endswith("TFJob   broken   <none>   <none>   worker-1 exit 3: ValueError: bad shape (3, 4)")
 
 
 def test_where_the_operator_deleted_the_pods_the_condition_is_what_is_left(
@@ -213,7 +213,7 @@ def test_where_the_operator_deleted_the_pods_the_condition_is_what_is_left(
         "or log to show",
     }
     code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "list", "-o", "wide")
-    assert out.splitlines()[1].endswith(f"TFJob   cleaned   {CONDITION}")
+    assert out.splitlines()[1].endswith(f"TFJob   cleaned   <none>   <none>   {CONDITION}")
 
 
 # -- the failed container's last lines, through pods/log from a kwok kubelet ------------------------

@@ -168,7 +168,7 @@ def test_a_job_from_queued_to_cancelled(
     wait_for(lambda: running(kube, "mnist-run-worker-0"))
     code, out, _ = ai(capsys, kubeconfig, namespace, "jobs", "list", "-o", "wide")
     header, row = out.splitlines()
-    assert header.split() == ["JOB_ID", "STATUS", "CREATED", "KIND", "NAME", "REASON"]
+    assert header.split() == ["JOB_ID", "STATUS", "CREATED", "KIND", "NAME", "QUEUE", "GANG", "REASON"]
     assert row.split()[:2] == ["mnist_run", "PREPARING"]
     assert "mnist-run-master-0 waits for its data to be loaded (imagenet)" in row
 

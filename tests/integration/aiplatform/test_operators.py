@@ -25,6 +25,7 @@ import pytest
 from kaip.kube.client import Kube
 from kaip.resources import kinds
 from kaip.resources import kubeflow as kf
+from kaip_testbed.catalog import HPC_CATALOG, admin_catalog
 from kaip_testbed.controlplane import ControlPlane
 from kaip_testbed.gpu_nodes import GPUNode
 from kaip_testbed.kubeflow import SHAPES, KubeflowBed
@@ -395,3 +396,56 @@ def test_the_accelerator_type_selects_the_nodes_and_a_job_without_room_waits_wit
     wait_for(
         lambda: state_is(capsys, kubeconfig, namespace, "on_t4", "SUCCEEDED"), "the T4 job to end", kube=kube
     )
+
+
+@pytest.mark.parametrize(
+    ("bed", "framework"),
+    [(TRAINING, "mpi"), (TRAINING, "pytorch"), (TRAINING, "tensorflow"), (MPI, "mpi")],
+    indirect=["bed"],
+    scope="module",
+)
+def test_the_operator_keeps_tenancy_exclusive_cpus_rdma_and_volumes_in_the_pods_it_creates(
+    capsys: pytest.CaptureFixture[str],
+    kubeconfig: Path,
+    namespace: str,
+    kube: Kube,
+    admin_kube: Kube,
+    bed: KubeflowBed,
+    framework: str,
+) -> None:
+    claim = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "1Gi"}},
+        "storageClassName": "",
+    }
+    kube.create(kinds.PVCS, {"metadata": {"name": "lustre"}, "spec": claim})
+    admin_kube.patch(kinds.NAMESPACES, namespace, {"metadata": {"labels": {"kaip.dev/tenant": "lab-a"}}})
+    with admin_catalog(admin_kube, HPC_CATALOG):
+        code, _, err = ai(
+            capsys, kubeconfig, namespace,
+            "jobs", "submit", "training", "hpc", f"--framework={framework}", "--module-name=trainer.task",
+            "--master-image-uri=registry.local/train:1", "--scale-tier=custom", "--master-machine-type=n1-standard-4",
+            "--worker-count=1", "--worker-machine-type=n1-standard-4", "--secondary-network=roce",
+            "--volume=fast=pvc:lustre:/fast", "--run-as-user=30001",
+        )  # fmt: skip
+    assert code == 0, err
+    burstable = framework == "pytorch"  # init-pytorch, which the operator adds to workers: said on stderr
+    assert ("makes them Burstable" in " ".join(err.split())) is burstable
+
+    def created() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = kube.list(kinds.PODS)["items"]
+        return items if len(items) == 2 else []
+
+    for pod in wait_for(created, "the operator to create both replicas' Pods", kube=kube):
+        name = pod["metadata"]["name"]
+        # What kaip rendered reached the Pod the operator made, and kube-apiserver classed it Guaranteed.
+        assert pod["spec"]["securityContext"] == {"runAsUser": 30001, "runAsGroup": 20001, "fsGroup": 20001}
+        worker_with_init_pytorch = burstable and "worker" in name
+        assert pod["status"]["qosClass"] == ("Burstable" if worker_with_init_pytorch else "Guaranteed"), name
+        assert pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "roce-net@net1"
+        (main,) = [c for c in pod["spec"]["containers"] if c["name"] == framework]
+        # (kube-apiserver writes n1-standard-4's 15360Mi in its canonical form)
+        assert main["resources"]["limits"] == {"cpu": "4", "memory": "15Gi", "rdma/rdma_shared_device_a": "1"}
+        assert main["securityContext"]["capabilities"] == {"add": ["IPC_LOCK"]}
+        assert {"name": "UCX_NET_DEVICES", "value": "mlx5_0:1"} in main["env"]
+        assert {"name": "fast", "mountPath": "/fast"} in main["volumeMounts"]

@@ -5,7 +5,6 @@ hyperparameter tuning job whose trials the server accepts."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import tarfile
@@ -16,9 +15,10 @@ import pytest
 import yaml
 
 from kaip.kube.client import Kube
-from kaip.kube.errors import Conflict, Invalid
+from kaip.kube.errors import Invalid
 from kaip.resources import kinds
 from kaip.resources import kubeflow as kf
+from kaip_testbed.catalog import admin_catalog
 from kaip_testbed.plugins import ai
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kubeflow")]
@@ -187,14 +187,7 @@ def test_the_admins_catalog_decides_machines(
             }
         }
     }
-    cm = {"metadata": {"name": kf.CATALOG_CONFIGMAP}, "data": {kf.CATALOG_KEY: yaml.safe_dump(catalog)}}
-    with contextlib.suppress(Conflict):  # it may exist from another test
-        admin_kube.create(kinds.NAMESPACES, {"metadata": {"name": kf.CATALOG_NAMESPACE}})
-    admin_kube.delete(
-        kinds.CONFIGMAPS, kf.CATALOG_CONFIGMAP, namespace=kf.CATALOG_NAMESPACE, ignore_missing=True
-    )
-    admin_kube.create(kinds.CONFIGMAPS, cm, namespace=kf.CATALOG_NAMESPACE)
-    try:
+    with admin_catalog(admin_kube, catalog):
         code, _, err = submit(
             capsys,
             kubeconfig,
@@ -212,10 +205,6 @@ def test_the_admins_catalog_decides_machines(
         assert code == 0 and "cluster (ConfigMap kaip-system/ai-platform-catalog)" in err
         shown = json.loads(out)
         assert shown["machineTypes"]["dgx-a100"]["cpu"] == "120" and "n1-standard-4" in shown["machineTypes"]
-    finally:
-        admin_kube.delete(
-            kinds.CONFIGMAPS, kf.CATALOG_CONFIGMAP, namespace=kf.CATALOG_NAMESPACE, ignore_missing=True
-        )
 
 
 HPTUNING = """

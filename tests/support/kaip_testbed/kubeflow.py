@@ -257,6 +257,39 @@ def tls_answers(port: int, ca_pem: bytes) -> bool:
         return True
 
 
+# The rotator checks its CA for its own DNS name (``ca_name``) and its serving certificate for
+# "<service>.<namespace>.svc", each valid beyond a 90-day look-ahead, and reads the CA's key as PKCS#1
+# RSA (cert-controller v0.12.0, pkg/rotator/rotator.go: validCACert, validServerCert,
+# defaultLookaheadInterval, buildArtifactsFromSecret).
+def seed_rotator_certificates(
+    kube: Kube, *, namespace: str, secret: str, service: str, ca_name: str, folder: Path
+) -> bytes:
+    """Pre-seed the Secret that a cert-controller rotator keeps (a CA and a serving certificate valid for
+    the Service name it checks *and* for 127.0.0.1), and write them to ``folder`` as the kubelet
+    would mount the Secret; returns the CA's PEM."""
+    ca = CertificateAuthority(ca_name, dns_names=(ca_name,), days=3650, rsa_pkcs1=True)
+    serving = ca.issue(
+        f"{service}.{namespace}.svc",
+        hosts=(f"{service}.{namespace}.svc", "127.0.0.1"),
+        server=True,
+        days=3650,
+    )
+    data = {
+        "ca.crt": ca.cert_pem,
+        "ca.key": ca.pair().key_pem,
+        "tls.crt": serving.cert_pem,
+        "tls.key": serving.key_pem,
+    }
+    body = {"metadata": {"name": secret}, "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+    kube.delete(kinds.SECRETS, secret, namespace=namespace, ignore_missing=True)
+    kube.create(kinds.SECRETS, body, namespace=namespace)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, value in data.items():
+        (folder / key).write_bytes(value)
+        (folder / key).chmod(0o600)
+    return ca.cert_pem
+
+
 class TrainingOperator:
     """training-operator v1 with its webhooks served to kube-apiserver on 127.0.0.1."""
 
@@ -265,46 +298,31 @@ class TrainingOperator:
     SERVICE = "training-operator"
     WEBHOOK_CONFIGURATION = "validator.training-operator.kubeflow.org"
 
-    def __init__(self, plane: ControlPlane, kube: Kube, *, schemes: Sequence[str] = SCHEMES) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        kube: Kube,
+        *,
+        schemes: Sequence[str] = SCHEMES,
+        gang_scheduler: str | None = None,
+    ) -> None:
+        """``gang_scheduler``: the operator's ``--gang-scheduler-name`` (a PodGroup per job)."""
         self.plane, self.kube, self.schemes = plane, kube, tuple(schemes)
+        self.gang_scheduler = gang_scheduler
         self.workdir = plane.workdir / "training-operator"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.webhook_port, self.probe_port, self.metrics_port = free_port(), free_port(), free_port()
         self.server: Server | None = None
 
-    # The rotator checks its CA for the DNS name "training-operator-ca" and its serving certificate for
-    # "<service>.<namespace>.svc", each valid beyond a 90-day look-ahead, and reads the CA's key as
-    # PKCS#1 RSA (cert-controller v0.12.0, pkg/rotator/rotator.go: validCACert, validServerCert,
-    # defaultLookaheadInterval, buildArtifactsFromSecret).
     def _seed_certificates(self) -> bytes:
-        ca = CertificateAuthority(
-            "training-operator-ca", dns_names=("training-operator-ca",), days=3650, rsa_pkcs1=True
+        return seed_rotator_certificates(
+            self.kube,
+            namespace=self.NAMESPACE,
+            secret=self.SECRET,
+            service=self.SERVICE,
+            ca_name="training-operator-ca",
+            folder=self.workdir / "k8s-webhook-server" / "serving-certs",
         )
-        serving = ca.issue(
-            f"{self.SERVICE}.{self.NAMESPACE}.svc",
-            hosts=(f"{self.SERVICE}.{self.NAMESPACE}.svc", "127.0.0.1"),
-            server=True,
-            days=3650,
-        )
-        data = {
-            "ca.crt": ca.cert_pem,
-            "ca.key": ca.pair().key_pem,
-            "tls.crt": serving.cert_pem,
-            "tls.key": serving.key_pem,
-        }
-        secret = {
-            "metadata": {"name": self.SECRET},
-            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-        }
-        self.kube.delete(kinds.SECRETS, self.SECRET, namespace=self.NAMESPACE, ignore_missing=True)
-        self.kube.create(kinds.SECRETS, secret, namespace=self.NAMESPACE)
-        # What the kubelet does for upstream's Deployment: the Secret mounted on the certificate folder.
-        certs = self.workdir / "k8s-webhook-server" / "serving-certs"
-        certs.mkdir(parents=True, exist_ok=True)
-        for key, value in data.items():
-            (certs / key).write_bytes(value)
-            (certs / key).chmod(0o600)
-        return ca.cert_pem
 
     def _webhook_configuration(self, ca_pem: bytes) -> dict[str, Any]:
         (doc,) = [
@@ -334,6 +352,7 @@ class TrainingOperator:
             "--kube-api-qps=200",
             "--kube-api-burst=400",
             *(f"--enable-scheme={s}" for s in self.schemes),
+            *([f"--gang-scheduler-name={self.gang_scheduler}"] if self.gang_scheduler else []),
         ]
         env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -371,8 +390,9 @@ class MPIOperator:
     LOCK_NAMESPACE = "mpi-operator"
     PORT_LOCK = Path(tempfile.gettempdir()) / "kaip-testbed-mpi-operator-8080.lock"
 
-    def __init__(self, plane: ControlPlane, kube: Kube) -> None:
-        self.plane, self.kube = plane, kube
+    def __init__(self, plane: ControlPlane, kube: Kube, *, gang_scheduler: str | None = None) -> None:
+        """``gang_scheduler``: the operator's ``--gang-scheduling`` (a PodGroup per job)."""
+        self.plane, self.kube, self.gang_scheduler = plane, kube, gang_scheduler
         self.server: Server | None = None
         self._lock: IO[bytes] | None = None
 
@@ -403,6 +423,7 @@ class MPIOperator:
                 "--threadiness=4",
                 "--kube-api-qps=200",
                 "--kube-api-burst=400",
+                *([f"--gang-scheduling={self.gang_scheduler}"] if self.gang_scheduler else []),
             ],
             log_dir=self.plane.workdir,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
@@ -431,14 +452,24 @@ class KubeflowBed:
     serves Pod logs, ready for :class:`kaip_testbed.trainingpods.TrainingPods` to run the Pods.
     """
 
-    def __init__(self, plane: ControlPlane, kube: Kube, *, shape: str, nodes: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        kube: Kube,
+        *,
+        shape: str,
+        nodes: Sequence[Any],
+        gang_scheduler: str | None = None,
+    ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {', '.join(SHAPES)}")
         self.plane, self.kube, self.shape, self.nodes = plane, kube, shape, list(nodes)
         self.mpi_version = SHAPES[shape]
         schemes = SCHEMES if shape == "training-operator" else tuple(s for s in SCHEMES if s != "mpijob")
-        self.training = TrainingOperator(plane, kube, schemes=schemes)
-        self.mpi = MPIOperator(plane, kube) if shape == "mpi-operator" else None
+        self.training = TrainingOperator(plane, kube, schemes=schemes, gang_scheduler=gang_scheduler)
+        self.mpi = (
+            MPIOperator(plane, kube, gang_scheduler=gang_scheduler) if shape == "mpi-operator" else None
+        )
         self.crds: list[str] = []
         self.kwok_name = f"kwok-kubeflow-{shape}"
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -120,8 +121,11 @@ class TrainingPods:
         code: Path | None = None,
         timeout: float = 120.0,
         sandbox: SandboxFactory | None = None,
+        label: str = JOB_LABEL,
     ) -> None:
+        """``label``: the label the Pods to run carry (JobSet's for Kubeflow Trainer v2's Pods)."""
         self.kube, self.plane, self.namespace = kube, plane, namespace
+        self.label = label
         self.sandbox = sandbox
         self.code, self.timeout = code, timeout
         self.workdir = workdir
@@ -163,7 +167,7 @@ class TrainingPods:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                pods = self.kube.list(kinds.PODS, namespace=self.namespace, label_selector=JOB_LABEL)
+                pods = self.kube.list(kinds.PODS, namespace=self.namespace, label_selector=self.label)
             except ApiError:
                 pods = {}
             for pod in pods.get("items") or ():
@@ -205,7 +209,10 @@ class TrainingPods:
             elif (item.get("valueFrom") or {}).get("fieldRef"):
                 path = item["valueFrom"]["fieldRef"]["fieldPath"]
                 value: Any = pod
-                for part in path.split("."):
+                keyed = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+                if keyed:  # a label or annotation by its key (JobSet's node rank is one)
+                    value = (pod["metadata"].get(keyed[1]) or {}).get(keyed[2])
+                for part in path.split(".") if not keyed else ():
                     value = (value or {}).get(part) if isinstance(value, Mapping) else None
                 if value is not None:
                     env[item["name"]] = str(value)

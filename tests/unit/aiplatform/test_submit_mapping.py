@@ -388,6 +388,7 @@ def test_volcano_gang_scheduling() -> None:
         "minAvailable": 4,
         "queue": "research",
         "priorityClass": "high",
+        "minResources": {"cpu": "16", "memory": "60Gi"},  # what the operator gives Volcano's PodGroup
     }
     assert job["spec"]["tfReplicaSpecs"]["Master"]["template"]["spec"]["priorityClassName"] == "high"
     assert "kueue.x-k8s.io/queue-name" not in job["metadata"]["labels"]
@@ -396,12 +397,70 @@ def test_volcano_gang_scheduling() -> None:
 def test_scheduler_plugins_takes_max_wait_time() -> None:
     config = {"trainingInput": {"scheduling": {"maxWaitTime": "3600s"}}}
     job = plan(config=config, master_image_uri="i", scheduler="scheduler-plugins", gang=True).main
-    assert job["spec"]["runPolicy"]["schedulingPolicy"] == {"minAvailable": 1, "scheduleTimeoutSeconds": 3600}
+    assert job["spec"]["runPolicy"]["schedulingPolicy"] == {
+        "minAvailable": 1,
+        "minResources": {"cpu": "4", "memory": "15Gi"},
+        "scheduleTimeoutSeconds": 3600,
+    }
 
 
 def test_gang_needs_a_gang_scheduler() -> None:
     with pytest.raises(UsageError, match="--gang needs --scheduler volcano or scheduler-plugins"):
         plan(master_image_uri="i", gang=True)
+
+
+SIX_BY_FOUR = {  # the job: 6 replicas of 4 GPUs, 24 GPUs in all
+    "master_image_uri": "i",
+    "scale_tier": "custom",
+    "master_machine_type": "n1-standard-8",
+    "master_accelerator": "type=nvidia-tesla-a100,count=4",
+    "worker_count": 5,
+    "worker_machine_type": "n1-standard-8",
+    "worker_accelerator": "type=nvidia-tesla-a100,count=4",
+}
+
+
+def test_a_multi_replica_gpu_job_is_gang_scheduled_by_the_catalogs_default() -> None:
+    job = plan(**SIX_BY_FOUR, scheduler="scheduler-plugins", queue="gpus").main
+    # minResources counts the GPUs given as limits only (training-operator would leave them out).
+    assert job["spec"]["runPolicy"]["schedulingPolicy"] == {
+        "minAvailable": 6,
+        "minResources": {"cpu": "48", "memory": "180Gi", "nvidia.com/gpu": "24"},
+    }
+    # Kueue holds the quota in front of the gang scheduler: the queue is Kueue's LocalQueue.
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpus"
+    # One replica, or no GPUs: nothing to hold back; under Kueue alone there is no gang scheduler.
+    assert (
+        "schedulingPolicy"
+        not in plan(master_image_uri="i", scheduler="scheduler-plugins").main["spec"]["runPolicy"]
+    )
+    cpu_only = plan(master_image_uri="i", worker_count=2, worker_machine_type="n1-standard-4",
+                    master_machine_type="n1-standard-4", scheduler="scheduler-plugins").main  # fmt: skip
+    assert "schedulingPolicy" not in cpu_only["spec"]["runPolicy"]
+    assert "schedulingPolicy" not in plan(**SIX_BY_FOUR).main["spec"]["runPolicy"]
+
+
+@pytest.mark.parametrize(("default", "gang"), [("never", False), ("always", True)])
+def test_the_catalog_chooses_which_jobs_are_gang_scheduled(default: str, gang: bool) -> None:
+    catalog = Catalog({**BUILTIN, "scheduling": {"queueing": "scheduler-plugins", "gang": default}})
+    job = submit.plan(
+        flags=training.SubmitFlags(job_id="j", master_image_uri="i"),
+        config=None,
+        options=ClusterOptions(),
+        catalog=catalog,
+        local_files=(),
+        remote_packages=(),
+    ).main
+    assert ("schedulingPolicy" in job["spec"]["runPolicy"]) is gang
+    with pytest.raises(UsageError, match=r"scheduling\.gang 'sometimes'"):
+        submit.plan(
+            flags=training.SubmitFlags(job_id="j", master_image_uri="i"),
+            config=None,
+            options=ClusterOptions(),
+            catalog=Catalog({**BUILTIN, "scheduling": {"queueing": "none", "gang": "sometimes"}}),
+            local_files=(),
+            remote_packages=(),
+        )
 
 
 def test_warnings_for_what_has_no_meaning_here() -> None:

@@ -83,11 +83,15 @@ def list_jobs(
 
     def table(wide: bool) -> Table:
         headers = (["NAMESPACE"] if all_namespaces else []) + ["JOB_ID", "STATUS", "CREATED"]
-        headers += ["KIND", "NAME", "REASON"] if wide else []
+        headers += ["KIND", "NAME", "QUEUE", "GANG", "REASON"] if wide else []
         rows = [
             ([v.namespace] if all_namespaces else [])
             + [v.job_id, v.state.state, views.local_time(v.create_time)]
-            + ([v.kind, v.name, v.reason_line()] if wide else [])
+            + (
+                [v.kind, v.name, v.admission.queue_cell(), v.admission.gang_cell(), v.reason_line()]
+                if wide
+                else []
+            )
             for v in found
         ]
         return Table(headers, rows, fit=("REASON",))

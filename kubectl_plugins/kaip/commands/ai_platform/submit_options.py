@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.shell_completion import CompletionItem
 
-from kaip.cli.completion import ask, items
+from kaip.cli.completion import LIMIT, TIMEOUT, ask, items
 from kaip.cli.options import output_option
 from kaip.cli.output import note
 
@@ -82,6 +82,29 @@ def _catalog_section(section: str) -> Any:
 
 _MACHINES = _catalog_section("machineTypes")
 _ACCELERATORS = _catalog_section("accelerators")
+_NETWORKS = _catalog_section("secondaryNetworks")
+
+
+def _id_option(flag: str, metavar: str, text: str) -> Any:
+    """A user or group ID of every replica's Pod; the catalog's tenant gives the default."""
+    return click.option(
+        flag, type=click.IntRange(min=0), metavar=metavar, help=f"{text[:-1]}; default: the tenant's."
+    )
+
+
+def _complete_claim(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """``NAME=pvc:`` completes with the namespace's PVCs; the NAME is the user's to choose."""
+    head, sep, _ = incomplete.partition("=pvc:")
+    if not sep or ":" in incomplete[len(head) + len(sep) :]:
+        return []
+
+    def names(kube: Kube) -> list[str]:
+        from kaip.resources.kinds import PVCS
+
+        listed = kube.list(PVCS, limit=LIMIT, timeout=TIMEOUT).get("items") or []
+        return [str(o["metadata"]["name"]) for o in listed]
+
+    return items([f"{head}{sep}{n}:" for n in ask(ctx, names) or []], incomplete)
 
 
 def submit_options(func: Any) -> Any:
@@ -195,10 +218,16 @@ def submit_options(func: Any) -> Any:
         click.option("--async", "async_", is_flag=True, hidden=True, callback=_async_flag, expose_value=True),
         click.option(
             "--framework",
-            type=click.Choice(["tensorflow", "pytorch", "xgboost", "jax", "paddle", "mpi"]),
+            type=click.Choice(["tensorflow", "pytorch", "xgboost", "jax", "paddle", "mpi", "deepspeed"]),
             default="tensorflow",
             show_default=True,
-            help="Kubeflow job kind to create.",
+            help="Kubeflow job kind to create (deepspeed: Trainer v2 only).",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(["v1", "trainer-v2"]),
+            help="v1 (training-operator kinds) or trainer-v2 (TrainJob); default: the catalog's, else "
+            "trainer-v2 for pytorch/mpi/deepspeed when the cluster serves TrainJob.",
         ),
         click.option(
             "--mpi-api",
@@ -240,7 +269,23 @@ def submit_options(func: Any) -> Any:
             "--secondary-network",
             multiple=True,
             metavar="NAME,...",
-            help="Multus NetworkAttachmentDefinitions (e.g. RDMA) for every replica.",
+            shell_complete=_NETWORKS,
+            help="Catalog networks (Multus; RDMA: device, IPC_LOCK, NCCL/UCX settings) for every replica.",
+        ),
+        click.option(
+            "--volume",
+            multiple=True,
+            metavar="NAME=pvc:CLAIM:/PATH[:ro]",
+            shell_complete=_complete_claim,
+            help="Mount the existing PVC CLAIM at PATH in every replica (read-only with :ro).",
+        ),
+        _id_option("--run-as-user", "UID", "UID of every replica (securityContext.runAsUser)."),
+        _id_option("--run-as-group", "GID", "Primary GID of every replica (securityContext.runAsGroup)."),
+        _id_option("--fs-group", "GID", "Group owning the replicas' volumes (securityContext.fsGroup)."),
+        click.option(
+            "--exclusive/--no-exclusive",
+            default=None,
+            help="Guaranteed QoS, whole CPUs: the CPU Manager pins each replica (default: the catalog's).",
         ),
         output_option(
             "yaml",
