@@ -56,7 +56,7 @@ BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwo
 EXTRAS=(kwok-stages.yaml kwok-crds training-operator-manifests mpi-operator-manifests katib-manifests krew.version
   training-operator.version mpi-operator.version katib.version kueue-manifests kueue.version scheduler-plugins-manifests
   scheduler-plugins.version trainer-manifests trainer.version jobset-manifests
-  jobset.version)
+  jobset.version volcano-crds volcano.version)
 
 # Reuse envtest's binaries (or a whole folder of ours) where the caller has them.
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
@@ -342,6 +342,19 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-alertmanag
     log "Prometheus/Alertmanager are not installed: as root run" \
       "'apt-get install -y prometheus prometheus-alertmanager'; the alert-route test is skipped until then"
   fi
+fi
+
+# Volcano's published PodGroup CRD (scheduling.volcano.sh/v1beta1), which training-operator makes from a job's
+# runPolicy.schedulingPolicy when run with --gang-scheduler-name=volcano: kaip's rendering for --scheduler volcano
+# is checked against it (tests/integration/aiplatform/test_volcano_rendering.py). Copied only, nothing is built.
+# v1.10.0: the release nearest training-operator v1.9.2's volcano.sh/apis v1.9.0 that the Go module proxy serves
+# (it serves no volcano.sh/volcano v1.9.x); its PodGroup schema is the same as v1.8.2's (descriptions aside).
+VOLCANO_VERSION="${KAIP_VOLCANO_VERSION:-v1.10.0}"
+VOLCANO_PODGROUP_CRD=config/crd/volcano/bases/scheduling.volcano.sh_podgroups.yaml
+if [[ ! -s "$out/volcano-crds/$VOLCANO_PODGROUP_CRD" ]] || ! built_at volcano "$VOLCANO_VERSION"; then
+  log "copying Volcano $VOLCANO_VERSION's PodGroup CRD from its module"
+  copy_manifests volcano.sh/volcano "$VOLCANO_VERSION" volcano-crds "$VOLCANO_PODGROUP_CRD"
+  echo "$VOLCANO_VERSION" >"$out/volcano.version"
 fi
 
 for b in "${BINARIES[@]}"; do

@@ -281,3 +281,25 @@ def test_katib_v0_19_0_knows_trainjob_trials_and_kaip_tunes_on_the_v1_path() -> 
     assert "TrainJob.v1alpha1.trainer.kubeflow.org" in config.read_text()
     tuning = {"wanted": None, "framework": "pytorch", "served": True, "catalog": CATALOG, "tuning": True}
     assert trainjob.choose_backend(**tuning) == tr.BACKEND_V1
+
+
+def test_kueue_v0_17_0_queues_trainjobs_only_on_a_trainer_with_runtime_patches() -> None:
+    """docs/ai-platform.md's statement on TrainJob and Kueue, checked against the modules hack/testbin.sh
+    pins: Kueue v0.17.0's TrainJob integration (framework ``trainer.kubeflow.org/trainjob``) suspends the
+    TrainJob in its webhook and admits it by writing its own entry of ``spec.runtimePatches`` (Trainer
+    v2.2.0's API, the version Kueue is built with); the pinned Trainer's TrainJob has no such field (its
+    overrides are ``podSpecOverrides``), so kube-apiserver prunes the entry and the admitted TrainJob
+    stays suspended ("kueue runtime patch not found"). The test bed therefore runs Kueue without it."""
+    kueue = _module_cache() / "sigs.k8s.io" / f"kueue@{_pinned('KUEUE_VERSION')}"
+    if not kueue.is_dir():
+        pytest.fail(f"Kueue's module is not in the Go module cache ({kueue}): run hack/testbin.sh")
+    jobs = kueue / "pkg" / "controller" / "jobs" / "trainjob"
+    controller = (jobs / "trainjob_controller.go").read_text()
+    assert 'FrameworkName          = "trainer.kubeflow.org/trainjob"' in controller
+    assert 'errors.New("kueue runtime patch not found")' in controller
+    webhook = (jobs / "trainjob_webhook.go").read_text()
+    assert "trainJob.Suspend()" in webhook  # spec.suspend need not be set by kaip
+    assert "trainJob.Spec.RuntimePatches = append(" in webhook
+    assert re.search(r"github.com/kubeflow/trainer/v2 v2\.[2-9]", (kueue / "go.mod").read_text())
+    spec = trainjob_schema()["properties"]["spec"]["properties"]
+    assert "runtimePatches" not in spec and "podSpecOverrides" in spec and "suspend" in spec
