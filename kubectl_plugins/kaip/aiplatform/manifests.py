@@ -313,8 +313,11 @@ def build_job(
     catalog: Catalog,
     options: ClusterOptions,
     additions: PodAdditions = PodAdditions(),
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The Kubeflow job object (without status) for a checked TrainingInput."""
+    """The Kubeflow job object (without status) for a checked TrainingInput; what the user should
+    know about it (``scheduling.maxWaitTime`` that the scheduler will not enforce...) is appended to
+    ``warnings``."""
     kind = kf.BY_FRAMEWORK.get(options.framework)
     if kind is None:
         raise UsageError(f"--framework {options.framework!r}: must be one of {', '.join(kf.FRAMEWORKS)}")
@@ -340,7 +343,7 @@ def build_job(
     ctx = _Context(
         name, ti, kind, catalog, options, additions, workers, chosen, mpi.slots_per_host(typed), net=net
     )
-    warnings: list[str] = []
+    warnings = warnings if warnings is not None else []
     specs: dict[str, Any] = {}
     for rtype, role in typed:
         spec: dict[str, Any] = {"replicas": role.count, "template": _pod_template(ctx, rtype, role)}

@@ -84,7 +84,13 @@ def plan(
         )
         return Plan([*staging.objects, *claims, *built], staging, [*warnings, *more])
     job = manifests.build_job(
-        job_id=job_id, ti=ti, labels=labels, catalog=catalog, options=options, additions=staging.additions
+        job_id=job_id,
+        ti=ti,
+        labels=labels,
+        catalog=catalog,
+        options=options,
+        additions=staging.additions,
+        warnings=warnings,
     )
     warnings += tenancy.operator_notes(job, options.tenancy)
     claims = manifests.data_claims(

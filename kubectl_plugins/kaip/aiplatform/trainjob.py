@@ -262,6 +262,12 @@ def build_trainjob(
         scheduler=_queued(options, catalog),
     )  # fmt: skip
     objects = [_service_account(name, options)] if options.credentials else []
+    if options.queue:
+        warnings.append(
+            f"--queue {options.queue}: the TrainJob carries Kueue's queue label, but Kueue v0.17 admits a "
+            "TrainJob only on Trainer v2.2 or later (spec.runtimePatches), not on the Trainer v2.0 this "
+            "TrainJob is written for; where Kueue does not manage TrainJobs it runs without waiting for quota"
+        )
     return [*objects, job], warnings
 
 

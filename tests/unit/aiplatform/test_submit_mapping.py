@@ -404,6 +404,15 @@ def test_scheduler_plugins_takes_max_wait_time() -> None:
     }
 
 
+def test_max_wait_time_that_the_scheduler_will_not_enforce_is_said() -> None:
+    config = {"trainingInput": {"scheduling": {"maxWaitTime": "3600s"}}}
+    assert (
+        "scheduling.maxWaitTime is enforced only with --scheduler scheduler-plugins"
+        in plan(config=config, master_image_uri="i").warnings
+    )
+    assert plan(config=config, master_image_uri="i", scheduler="scheduler-plugins", gang=True).warnings == []
+
+
 def test_gang_needs_a_gang_scheduler() -> None:
     with pytest.raises(UsageError, match="--gang needs --scheduler volcano or scheduler-plugins"):
         plan(master_image_uri="i", gang=True)

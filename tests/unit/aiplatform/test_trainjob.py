@@ -303,3 +303,11 @@ def test_kueue_v0_17_0_queues_trainjobs_only_on_a_trainer_with_runtime_patches()
     assert re.search(r"github.com/kubeflow/trainer/v2 v2\.[2-9]", (kueue / "go.mod").read_text())
     spec = trainjob_schema()["properties"]["spec"]["properties"]
     assert "runtimePatches" not in spec and "podSpecOverrides" in spec and "suspend" in spec
+
+
+def test_a_queued_trainjob_carries_kueue_s_label_and_says_kueue_v0_17_will_not_hold_it() -> None:
+    (job,), warnings = render("--scale-tier=basic", queue="gpus")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpus"
+    (warning,) = warnings
+    assert warning.startswith("--queue gpus: the TrainJob carries Kueue's queue label, but Kueue v0.17")
+    assert render("--scale-tier=basic")[1] == []
