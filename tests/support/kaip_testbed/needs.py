@@ -22,4 +22,4 @@ def missing(reason: str) -> NoReturn:
     """Skip with ``reason``, or fail with it where ``CI`` is set."""
     if on_ci():
         pytest.fail(f"{reason} (CI is set, and CI's setup must provide it)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(f"skipped because a tool the test bed installs is missing here (CI is not set): {reason}")
